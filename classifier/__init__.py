@@ -1,0 +1,1 @@
+"""Keras multi-label classifiers on VGGish embeddings."""

@@ -1,0 +1,1 @@
+"""Thin command-line tools over the vggish and classifier packages."""
