@@ -1,0 +1,161 @@
+"""The VGGish network as a Keras 3 functional model.
+
+Architecture of the original release (a VGG variant for 96x64 log-mel
+patches): four conv blocks with 2x2 max-pooling, then three fully connected
+layers. Layers are named after the checkpoint's variable scopes, so the map in
+`vggish.checkpoint.SLIM_TO_KERAS` is one line per variable.
+
+The output is fc2's *pre-activation*: upstream removed the final ReLU in 2020,
+and keeping it is a known fidelity bug of other ports. A ReLU on top, if a
+downstream model wants one, belongs to that model.
+"""
+
+import dataclasses
+import os
+from typing import Optional, Union
+
+import keras
+
+from vggish import checkpoint
+from vggish.params import DEFAULT_PARAMS, Params
+
+# Checkpoint layout of the released weights; other Params cannot load them.
+_CHECKPOINT_INPUT = (96, 64)
+_CHECKPOINT_EMBEDDING_SIZE = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+  """One row of the architecture table.
+
+  kind: 'conv' (3x3, stride 1, SAME), 'pool' (2x2 max, stride 2, SAME),
+    'flatten' or 'fc' (fully connected).
+  """
+  kind: str
+  name: str  # The checkpoint scope's last component.
+  size: int = 0  # Output channels or units; 0 for the embedding size.
+  relu: bool = True
+
+
+# The whole network. Shapes are for the default [96, 64] input.
+ARCHITECTURE = (
+    LayerSpec('conv', 'conv1', 64),  # [b, 96, 64, 64]
+    LayerSpec('pool', 'pool1'),  # [b, 48, 32, 64]
+    LayerSpec('conv', 'conv2', 128),  # [b, 48, 32, 128]
+    LayerSpec('pool', 'pool2'),  # [b, 24, 16, 128]
+    LayerSpec('conv', 'conv3_1', 256),  # [b, 24, 16, 256]
+    LayerSpec('conv', 'conv3_2', 256),
+    LayerSpec('pool', 'pool3'),  # [b, 12, 8, 256]
+    LayerSpec('conv', 'conv4_1', 512),  # [b, 12, 8, 512]
+    LayerSpec('conv', 'conv4_2', 512),
+    LayerSpec('pool', 'pool4'),  # [b, 6, 4, 512]
+    # NHWC row-major flatten, the order of fc1_1's rows in the checkpoint.
+    LayerSpec('flatten', 'flatten'),  # [b, 12288]
+    LayerSpec('fc', 'fc1_1', 4096),
+    LayerSpec('fc', 'fc1_2', 4096),
+    LayerSpec('fc', 'fc2', 0, relu=False),  # [b, 128], pre-activation.
+)
+
+
+def _make_layer(spec: LayerSpec, params: Params, trainable: bool,
+                random_init: bool):
+  if random_init:
+    # Upstream's training initialization: truncated N(0, 0.01) kernels, zero
+    # biases (Keras' default bias initializer is zeros).
+    init = keras.initializers.TruncatedNormal(stddev=params.init_stddev)
+  else:
+    # Weights are loaded next: skip sampling 72 M truncated normals (seconds).
+    init = 'zeros'
+  activation = 'relu' if spec.relu else None
+  if spec.kind == 'conv':
+    return keras.layers.Conv2D(
+        spec.size, kernel_size=3, strides=1, padding='same',
+        activation=activation, kernel_initializer=init, name=spec.name,
+        trainable=trainable)
+  if spec.kind == 'pool':
+    return keras.layers.MaxPooling2D(
+        pool_size=2, strides=2, padding='same', name=spec.name)
+  if spec.kind == 'flatten':
+    return keras.layers.Flatten(data_format='channels_last', name=spec.name)
+  if spec.kind == 'fc':
+    return keras.layers.Dense(
+        spec.size or params.embedding_size, activation=activation,
+        kernel_initializer=init, name=spec.name, trainable=trainable)
+  raise AssertionError(f'unknown layer kind {spec.kind!r}')
+
+
+def _validate_weights_argument(weights, params: Params) -> None:
+  if weights is None:
+    return
+  if not isinstance(weights, (str, os.PathLike)):
+    raise ValueError(
+        f'weights must be None or a path to a slim checkpoint or a '
+        f'.weights.h5 file, got {type(weights).__name__}: {weights!r}')
+  shape = (params.example_window_length, params.num_mel_bins)
+  if (shape != _CHECKPOINT_INPUT or
+      params.embedding_size != _CHECKPOINT_EMBEDDING_SIZE):
+    raise ValueError(
+        f'Pretrained weights need [96, 64] inputs and 128-d embeddings; these '
+        f'params give {list(shape)} inputs and {params.embedding_size}-d '
+        f'embeddings. Use weights=None to build an untrained model.')
+  # Fail before spending seconds building 72 M parameters.
+  if checkpoint.is_keras_weights_path(weights):
+    if not os.path.isfile(weights):
+      raise checkpoint.CheckpointError(f'No Keras weights file at {weights!r}.')
+  else:
+    checkpoint.resolve_slim_checkpoint(weights)
+
+
+def VGGish(  # pylint: disable=invalid-name  (Keras applications style)
+    weights: Optional[Union[str, os.PathLike]] = None,
+    trainable: bool = True,
+    name: str = 'vggish',
+    params: Params = DEFAULT_PARAMS) -> keras.Model:
+  """Builds the VGGish embedding model, optionally with pretrained weights.
+
+  Args:
+    weights: None (random init, as upstream's training would start), a slim
+      checkpoint (the released V1 `vggish_model.ckpt`, a V2 prefix, with or
+      without `.index`, or a directory with one checkpoint), or a `.weights.h5`
+      file written by `vggish.checkpoint.save_weights`.
+    trainable: False freezes every layer (e.g. feature extraction).
+    name: the Keras model's name.
+    params: hyperparameters; input size is `[example_window_length,
+      num_mel_bins]` and output size `embedding_size`.
+
+  Returns:
+    A functional `keras.Model` mapping `input_features` float32
+    [batch, 96, 64] (log-mel examples) to `embedding` float32 [batch, 128],
+    the pre-activation output of fc2.
+
+  Raises:
+    ValueError: a bad argument.
+    vggish.checkpoint.CheckpointError: `weights` is missing, unreadable or
+      does not hold VGGish's variables.
+  """
+  if not isinstance(trainable, bool):
+    raise ValueError(f'trainable must be a bool, got {trainable!r}')
+  if not isinstance(name, str) or not name:
+    raise ValueError(f'name must be a non-empty string, got {name!r}')
+  if not isinstance(params, Params):
+    raise ValueError(f'params must be a vggish.Params, got {params!r}')
+  _validate_weights_argument(weights, params)
+
+  num_frames = params.example_window_length
+  num_bands = params.num_mel_bins
+  features = keras.Input(
+      shape=(num_frames, num_bands), dtype='float32', name='input_features')
+  # A single-channel image, NHWC.
+  net = keras.layers.Reshape((num_frames, num_bands, 1), name='reshape')(
+      features)  # [b, 96, 64, 1]
+  for spec in ARCHITECTURE:
+    net = _make_layer(spec, params, trainable,
+                      random_init=weights is None)(net)
+  # Names the output like upstream's graph tensor `vggish/embedding`.
+  embedding = keras.layers.Identity(name='embedding')(net)  # [b, 128]
+  model = keras.Model(inputs=features, outputs=embedding, name=name)
+  model.trainable = trainable
+
+  if weights is not None:
+    checkpoint.load_weights(model, weights)
+  return model
