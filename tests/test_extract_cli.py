@@ -1,0 +1,152 @@
+"""Tests of `python -m tools.extract` as a user runs it: exit codes, usage errors, kill."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+from vggish import extractor
+from vggish import manifest as manifest_lib
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _env(**extra):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(REPO_ROOT))
+  env.update(extra)
+  return env
+
+
+def _command(*args):
+  return [sys.executable, '-m', 'tools.extract', *map(str, args)]
+
+
+def _run(*args, **env):
+  return subprocess.run(_command(*args), cwd=REPO_ROOT, env=_env(**env),
+                        capture_output=True, text=True, timeout=120)
+
+
+def _assert_usage_error(proc, *phrases):
+  assert proc.returncode == 2, proc.stderr
+  assert 'Traceback' not in proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+  for phrase in phrases:
+    assert phrase in lines[0], lines[0]
+
+
+def _write_clips(directory, count, seconds=1.0):
+  directory.mkdir(parents=True, exist_ok=True)
+  rng = np.random.RandomState(0)
+  for i in range(count):
+    data = 0.3 * rng.standard_normal(int(seconds * 16000))
+    soundfile.write(str(directory / f'clip{i:02d}.wav'), data, 16000, subtype='PCM_16')
+
+
+def test_usage_errors_are_one_line_with_status_2(tmp_path, recipe_pca_params_path):
+  out = tmp_path / 'out'
+  _assert_usage_error(_run('--output', out), 'give INPUT')
+  (tmp_path / 'docs').mkdir()
+  (tmp_path / 'docs' / 'readme.txt').write_text('hi')
+  _assert_usage_error(_run('--output', out, tmp_path / 'docs'), 'no audio files found')
+  _assert_usage_error(_run('--output', out, tmp_path / 'nothing.wav'),
+                      'not a file, a directory or a glob')
+  clips = tmp_path / 'clips'
+  _write_clips(clips, 1)
+  _assert_usage_error(_run('--output', out, '--records_per_shard=0', clips),
+                      'records_per_shard')
+  _assert_usage_error(_run('--output', out, '--hop_seconds=0.005', clips),
+                      '--hop_seconds')
+  _assert_usage_error(_run(clips), '--output')
+  _assert_usage_error(
+      _run('--output', out, '--checkpoint', tmp_path / 'no.ckpt', clips),
+      'python -m tools.download')
+  # No --checkpoint and none in the workspace: the message says how to get it.
+  _assert_usage_error(
+      _run('--output', out, clips, VGGISH_CHECKPOINT_DIR=str(tmp_path / 'empty')),
+      'python -m tools.download', 'vggish_model.ckpt')
+  assert not out.exists()  # Nothing is written before the inputs and model check out.
+
+
+def _wait_for_new_shard(proc, out, known, timeout=120.0):
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if set(manifest_lib.list_shards(str(out))) - set(known):
+      return True
+    if proc.poll() is not None:
+      return False
+    time.sleep(0.01)
+  return False
+
+
+def _run_until_a_new_shard_then_signal(args, out, sig):
+  """Starts the CLI, sends `sig` once it has renamed a new shard; returns rc."""
+  known = manifest_lib.list_shards(str(out))
+  proc = subprocess.Popen(_command(*args), cwd=REPO_ROOT, env=_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  try:
+    assert _wait_for_new_shard(proc, out, known), proc.communicate()[1].decode()[-2000:]
+    assert proc.poll() is None, 'the run ended before the signal could be sent'
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+  finally:
+    proc.kill()
+    proc.communicate()
+  return proc.returncode, stderr.decode()
+
+
+def _check_consistent(out):
+  """Only complete shards, and ok rows that agree with them; returns the ids."""
+  in_shards = {}
+  for name in manifest_lib.list_shards(str(out)):
+    for video_id, examples, _ in extractor.read_shard_summary(str(out / name)):
+      assert video_id not in in_shards, f'{video_id} is in two shards'
+      in_shards[video_id] = (name, examples)
+  for row in manifest_lib.read_rows(str(out / 'manifest.csv')):
+    if row.status == manifest_lib.OK:
+      assert in_shards[row.id] == (row.shard, row.examples)
+  return in_shards
+
+
+@pytest.mark.slow  # Three runs of the CLI, each importing TensorFlow: ~20-35 s.
+def test_kill_interrupt_and_resume_give_every_input_exactly_once(
+    tmp_path, recipe_checkpoint):
+  audio = tmp_path / 'audio'
+  _write_clips(audio, 40)
+  (audio / 'broken.wav').write_bytes(b'RIFF\x00\x00\x00\x00WAVEnot really')
+  out = tmp_path / 'out'
+  args = ('--output', out, '--checkpoint', recipe_checkpoint, '--batch_size', 2,
+          '--records_per_shard', 3, '--noprogress', audio)
+
+  # SIGKILL: nothing runs at exit; the next start must cope.
+  rc, _ = _run_until_a_new_shard_then_signal(args, out, signal.SIGKILL)
+  assert rc == -signal.SIGKILL
+  after_kill = _check_consistent(out)
+  assert 3 <= len(after_kill) < 40, 'the kill came too late to test anything'
+
+  # Ctrl-C: the files in hand are finished and saved, exit status 130.
+  rc, stderr = _run_until_a_new_shard_then_signal(args, out, signal.SIGINT)
+  assert rc == 130, stderr[-2000:]
+  assert 'rerun the same command to resume' in stderr
+  assert not [n for n in os.listdir(out) if n.endswith(manifest_lib.TEMP_SUFFIX)]
+  after_interrupt = _check_consistent(out)
+  assert len(after_kill) < len(after_interrupt) < 40
+  assert len(manifest_lib.Manifest(str(out)).done_ids()) == len(after_interrupt)
+
+  resumed = _run(*args)
+  assert resumed.returncode == 3, resumed.stderr  # broken.wav failed.
+  assert '1 failed' in resumed.stdout
+  assert not [n for n in os.listdir(out) if n.endswith(manifest_lib.TEMP_SUFFIX)]
+  assert sorted(_check_consistent(out)) == [f'clip{i:02d}' for i in range(40)]
+  rows = manifest_lib.Manifest(str(out)).rows
+  assert len(rows) == 41
+  assert rows['broken'].status == manifest_lib.FAILED
+  assert 'cannot be read as audio' in rows['broken'].error
+  assert all(row.status == manifest_lib.OK for key, row in rows.items()
+             if key != 'broken')

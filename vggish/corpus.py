@@ -1,0 +1,432 @@
+"""Finding a corpus' audio files, naming them, and mapping their labels to indices.
+
+An extraction run starts from what the user typed:
+
+- audio files, given directly: the id is the file name without its extension;
+- directories, walked recursively for files with an audio extension
+  (`vggish.audio_io.AUDIO_EXTENSIONS`, any case): the id is the path relative
+  to the directory, without the extension, with `/` separators
+  (`dogs/bark_01` for `DIR/dogs/bark_01.wav`);
+- glob patterns (`data/**/*.flac`): like a directory, relative to the pattern's
+  directory part without wildcards (`data/`);
+- or a Freesound-style CSV (`--input_csv`) with a `fname` column (paths relative
+  to `audio_dir`, default the CSV's directory) and an optional `labels` column
+  (or `label`, as in FSDKaggle2018) of comma-separated label names; the id is
+  `fname` without its extension.
+
+Ids are the `video_id` context feature of the written records and the key of
+the manifest (a resumed run skips the ids already done), so two different files
+with the same id are rejected up front rather than silently overwriting each
+other's rows. The same file reached twice (a directory and a glob inside it) is
+kept once, under its first id.
+
+Labels are mapped to int64 indices with a label map in AudioSet's
+`class_labels_indices.csv` format (`index,mid,display_name`). A label matches an
+entry's `display_name`, else its `mid`. AudioSet names may themselves contain
+commas ("Male speech, man speaking"), so a labels field is matched greedily:
+the longest run of comma-separated pieces that names an entry wins. Without a
+given map, one is built from the CSV's label names (sorted, indices from 0) and
+written next to the output; a resumed run extends that file rather than
+renumbering it, so the indices already written stay valid.
+"""
+
+import csv
+import dataclasses
+import glob
+import logging
+import os
+import pathlib
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from vggish import audio_io
+
+PathLike = Union[str, os.PathLike]
+
+# The label map written next to the output when none is given.
+LABEL_MAP_NAME = 'class_labels_indices.csv'
+LABEL_MAP_FIELDS = ('index', 'mid', 'display_name')
+_GLOB_CHARS = frozenset('*?[')
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInput:
+  """One input of an extraction run.
+
+  Attributes:
+    video_id: the record's `video_id` and the manifest key.
+    path: the file to read (as found; relative paths are relative to the
+      working directory of the run that found them).
+    labels: label names as given in the CSV (empty without labels).
+    label_indices: the labels' indices in the label map (set by
+      `resolve_labels`).
+    error: why this input cannot be extracted (a file listed in the CSV that
+      does not exist, an unknown label); None when it can be tried.
+  """
+  video_id: str
+  path: str
+  labels: Tuple[str, ...] = ()
+  label_indices: Tuple[int, ...] = ()
+  error: Optional[str] = None
+
+
+def _normalized_extensions(extensions: Iterable[str]) -> frozenset:
+  return frozenset(
+      e.lower() if e.startswith('.') else '.' + e.lower() for e in extensions)
+
+
+def _has_audio_extension(path: str, extensions: frozenset) -> bool:
+  return os.path.splitext(path)[1].lower() in extensions
+
+
+def _id_from_relative(relative: str) -> str:
+  return pathlib.PurePath(os.path.splitext(relative)[0]).as_posix()
+
+
+def _walk(directory: str, extensions: frozenset) -> List[str]:
+  """Audio files under `directory`, recursively, in a stable (sorted) order."""
+  found = []
+  visited = set()
+  for root, dirs, files in os.walk(directory, followlinks=True):
+    # Symlinked folders are followed (datasets are often assembled from
+    # links), but each real folder once, so a link cycle cannot loop forever.
+    real = os.path.realpath(root)
+    if real in visited:
+      dirs[:] = []
+      continue
+    visited.add(real)
+    dirs.sort()  # os.walk visits dirs in list order: sorting makes runs repeatable.
+    for name in sorted(files):
+      if _has_audio_extension(name, extensions):
+        found.append(os.path.join(root, name))
+  return found
+
+
+def _glob_base(pattern: str) -> str:
+  """The leading directories of a glob pattern that contain no wildcard."""
+  parts = pathlib.PurePath(pattern).parts
+  base = []
+  for part in parts[:-1]:
+    if _GLOB_CHARS & set(part):
+      break
+    base.append(part)
+  return os.path.join(*base) if base else '.'
+
+
+def _is_glob(arg: str) -> bool:
+  return bool(_GLOB_CHARS & set(arg))
+
+
+def discover_inputs(args: Sequence[PathLike],
+                    extensions: Iterable[str] = audio_io.AUDIO_EXTENSIONS
+                    ) -> List[AudioInput]:
+  """Expands files, directories and globs into the run's inputs.
+
+  Args:
+    args: paths of files (taken whatever their extension: the user named them),
+      directories (walked recursively for `extensions`) or glob patterns (`**`
+      recurses; matched directories are walked; matched files need an audio
+      extension).
+    extensions: file name extensions that count as audio in directories and
+      globs.
+
+  Returns:
+    The inputs in argument order (directories and globs sorted), each file
+    once.
+
+  Raises:
+    ValueError: an argument names nothing that exists or a glob matches
+      nothing, or two different files get the same id.
+  """
+  extensions = _normalized_extensions(extensions)
+  found: List[AudioInput] = []
+  for arg in args:
+    arg = os.fspath(arg)
+    if os.path.isfile(arg):
+      found.append(AudioInput(
+          video_id=_id_from_relative(os.path.basename(arg)), path=arg))
+    elif os.path.isdir(arg):
+      found.extend(
+          AudioInput(video_id=_id_from_relative(os.path.relpath(p, arg)), path=p)
+          for p in _walk(arg, extensions))
+    elif _is_glob(arg):
+      base = _glob_base(arg)
+      matches = sorted(glob.glob(arg, recursive=True))
+      if not matches:
+        raise ValueError(f'the pattern {arg!r} matches no file')
+      for match in matches:
+        if os.path.isdir(match):
+          paths = _walk(match, extensions)
+        elif _has_audio_extension(match, extensions):
+          paths = [match]
+        else:
+          continue
+        found.extend(
+            AudioInput(video_id=_id_from_relative(os.path.relpath(p, base)),
+                       path=p) for p in paths)
+    else:
+      raise ValueError(f'{arg!r} is not a file, a directory or a glob pattern; '
+                       f'check the path')
+  return _deduplicate(found)
+
+
+def _deduplicate(inputs: Sequence[AudioInput]) -> List[AudioInput]:
+  """Drops repeats of one file; rejects two files that share an id."""
+  by_id: Dict[str, AudioInput] = {}
+  seen_files = set()
+  unique = []
+  for item in inputs:
+    real = os.path.realpath(item.path)
+    if real in seen_files:
+      continue
+    other = by_id.get(item.video_id)
+    if other is not None:
+      raise ValueError(
+          f'two inputs would get the same id {item.video_id!r}: {other.path!r} '
+          f'and {item.path!r} (ids are paths without extension); rename one or '
+          f'extract them into different output directories')
+    seen_files.add(real)
+    by_id[item.video_id] = item
+    unique.append(item)
+  return unique
+
+
+def _split_labels(field: str) -> Tuple[str, ...]:
+  return tuple(piece.strip() for piece in field.split(',') if piece.strip())
+
+
+def read_input_csv(csv_path: PathLike,
+                   audio_dir: Optional[PathLike] = None) -> List[AudioInput]:
+  """Reads a Freesound-style `fname[,labels]` CSV into inputs.
+
+  Args:
+    csv_path: a CSV with a header row holding `fname` and optionally `labels`
+      (or `label`): comma-separated label names, quoted when there are
+      several. Other columns are ignored.
+    audio_dir: directory that `fname` is relative to; default the CSV's own
+      directory.
+
+  Returns:
+    One input per row, in file order. A row whose file does not exist is kept
+    with `error` set, so it is recorded as failed instead of vanishing.
+
+  Raises:
+    ValueError: the CSV is missing, has no `fname` column, repeats an id, or
+      `audio_dir` is not a directory.
+  """
+  csv_path = os.fspath(csv_path)
+  if not os.path.isfile(csv_path):
+    raise ValueError(f'--input_csv {csv_path!r} does not exist')
+  if audio_dir is None:
+    audio_dir = os.path.dirname(csv_path) or '.'
+  audio_dir = os.fspath(audio_dir)
+  if not os.path.isdir(audio_dir):
+    raise ValueError(f'--audio_dir {audio_dir!r} is not a directory')
+  with open(csv_path, newline='', encoding='utf-8') as f:
+    reader = csv.DictReader(f)
+    fields = [name.strip() for name in reader.fieldnames or ()]
+    reader.fieldnames = fields
+    if 'fname' not in fields:
+      raise ValueError(
+          f'{csv_path}: expected a header with a `fname` column (and optionally '
+          f'`labels`), got {fields}')
+    label_field = next((n for n in ('labels', 'label') if n in fields), None)
+    inputs = []
+    for row in reader:
+      fname = (row.get('fname') or '').strip()
+      if not fname:
+        continue
+      labels = _split_labels(row.get(label_field) or '') if label_field else ()
+      path = os.path.join(audio_dir, fname)
+      error = None if os.path.isfile(path) else f'file not found: {path}'
+      inputs.append(AudioInput(video_id=_id_from_relative(fname), path=path,
+                               labels=labels, error=error))
+  seen = {}
+  for item in inputs:
+    if item.video_id in seen:
+      raise ValueError(
+          f'{csv_path}: the id {item.video_id!r} appears twice ({seen[item.video_id]!r} '
+          f'and {item.path!r}); each row must name a different file')
+    seen[item.video_id] = item.path
+  return inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelMap:
+  """Class indices, names and AudioSet mids, as in `class_labels_indices.csv`.
+
+  Attributes:
+    entries: (index, mid, display_name) rows, in file order.
+  """
+  entries: Tuple[Tuple[int, str, str], ...]
+
+  def __post_init__(self):
+    indices = [index for index, _, _ in self.entries]
+    if len(set(indices)) != len(indices):
+      raise ValueError('a label map must not repeat an index')
+
+  @property
+  def display_names(self) -> Tuple[str, ...]:
+    return tuple(name for _, _, name in self.entries)
+
+  def __len__(self) -> int:
+    return len(self.entries)
+
+  def lookup(self) -> Dict[str, int]:
+    """label -> index, by display name first, then by mid."""
+    table = {mid: index for index, mid, _ in self.entries if mid}
+    table.update({name: index for index, _, name in self.entries})
+    return table
+
+  def with_names(self, names: Iterable[str]) -> 'LabelMap':
+    """This map plus the names it lacks (sorted), numbered after its last index."""
+    known = self.lookup()
+    new = sorted({n for n in names if n not in known})
+    if not new:
+      return self
+    start = max((index for index, _, _ in self.entries), default=-1) + 1
+    return LabelMap(self.entries + tuple(
+        (start + i, '', name) for i, name in enumerate(new)))
+
+
+def build_label_map(names: Iterable[str]) -> LabelMap:
+  """A label map of the distinct names, sorted, indices 0..n-1, no mids."""
+  return LabelMap(()).with_names(names)
+
+
+def read_label_map(path: PathLike) -> LabelMap:
+  """Reads an AudioSet-format `index,mid,display_name` CSV.
+
+  Raises:
+    ValueError: the file is missing, lacks the columns, or has a bad index.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise ValueError(f'label map {path!r} does not exist')
+  with open(path, newline='', encoding='utf-8') as f:
+    reader = csv.DictReader(f)
+    fields = [name.strip() for name in reader.fieldnames or ()]
+    reader.fieldnames = fields
+    if not set(LABEL_MAP_FIELDS) <= set(fields):
+      raise ValueError(
+          f'label map {path}: expected AudioSet columns {",".join(LABEL_MAP_FIELDS)}, '
+          f'got {fields}')
+    entries = []
+    for line, row in enumerate(reader, start=2):
+      try:
+        index = int(row['index'])
+      except (TypeError, ValueError):
+        raise ValueError(
+            f'label map {path}, line {line}: index {row["index"]!r} is not an integer'
+        ) from None
+      entries.append((index, (row['mid'] or '').strip(),
+                      (row['display_name'] or '').strip()))
+  try:
+    return LabelMap(tuple(entries))
+  except ValueError as e:
+    raise ValueError(f'label map {path}: {e}') from None
+
+
+def write_label_map(label_map: LabelMap, path: PathLike) -> None:
+  """Writes `label_map` as `index,mid,display_name` (atomically: temp + rename)."""
+  path = os.fspath(path)
+  tmp = path + '.tmp'
+  with open(tmp, 'w', newline='', encoding='utf-8') as f:
+    writer = csv.writer(f)
+    writer.writerow(LABEL_MAP_FIELDS)
+    writer.writerows(label_map.entries)
+  os.replace(tmp, path)
+
+
+def match_labels(labels: Sequence[str], lookup: Dict[str, int]
+                 ) -> Tuple[Tuple[int, ...], Tuple[str, ...]]:
+  """Maps comma-split label pieces to indices, rejoining pieces of comma names.
+
+  Args:
+    labels: the pieces of a labels field split at commas.
+    lookup: label -> index (`LabelMap.lookup()`).
+
+  Returns:
+    (indices in order without repeats, the pieces that matched nothing).
+  """
+  indices, unknown = [], []
+  i = 0
+  while i < len(labels):
+    # Longest first: "Male speech, man speaking" beats a label "Male speech".
+    for j in range(len(labels), i, -1):
+      index = lookup.get(', '.join(labels[i:j]))
+      if index is not None:
+        if index not in indices:
+          indices.append(index)
+        i = j
+        break
+    else:
+      unknown.append(labels[i])
+      i += 1
+  return tuple(indices), tuple(unknown)
+
+
+def resolve_labels(inputs: Sequence[AudioInput], label_map: LabelMap,
+                   label_map_name: str = 'the label map') -> List[AudioInput]:
+  """Sets each input's `label_indices`; unknown labels make the input fail.
+
+  An input with a label the map lacks gets `error` set (naming the labels and
+  the map), rather than stopping the run: one typo should not cost a corpus.
+
+  Args:
+    inputs: inputs with `labels` names.
+    label_map: the map to use.
+    label_map_name: how the map is named in error messages (its path).
+
+  Returns:
+    New inputs with `label_indices` (and `error` where a label is unknown).
+  """
+  lookup = label_map.lookup()
+  resolved = []
+  for item in inputs:
+    indices, unknown = match_labels(item.labels, lookup)
+    error = item.error
+    if unknown and error is None:
+      error = (f'unknown label(s) {", ".join(map(repr, unknown))}: not a '
+               f'display_name or mid in {label_map_name}')
+    resolved.append(dataclasses.replace(item, label_indices=indices, error=error))
+  return resolved
+
+
+def prepare_labels(inputs: Sequence[AudioInput], output_dir: PathLike,
+                   label_map_path: Optional[PathLike] = None
+                   ) -> Tuple[List[AudioInput], Optional[LabelMap]]:
+  """Chooses the label map of a run and resolves every input's labels.
+
+  - With `label_map_path`: that map is used as is (and not copied).
+  - Without, when some input has labels: the map in `output_dir`
+    (`class_labels_indices.csv`, from an earlier run) extended by the new
+    names, or a new sorted map; it is (re)written there.
+  - Without labels anywhere and no map: (inputs unchanged, None).
+
+  Args:
+    inputs: the run's inputs.
+    output_dir: the extraction output directory (must exist if a map is to be
+      written).
+    label_map_path: an AudioSet-format label map, or None.
+
+  Returns:
+    (inputs with label indices, the label map or None).
+
+  Raises:
+    ValueError: the given label map cannot be read.
+  """
+  if label_map_path is not None:
+    label_map = read_label_map(label_map_path)
+    return resolve_labels(inputs, label_map, os.fspath(label_map_path)), label_map
+  names = [label for item in inputs for label in item.labels]
+  local_path = os.path.join(os.fspath(output_dir), LABEL_MAP_NAME)
+  if not names and not os.path.exists(local_path):
+    return list(inputs), None
+  existing = read_label_map(local_path) if os.path.exists(local_path) else LabelMap(())
+  label_map = existing.with_names(names)
+  if label_map is not existing or not os.path.exists(local_path):
+    if existing.entries:
+      logging.info('adding %d new label(s) to %s', len(label_map) - len(existing),
+                   local_path)
+    write_label_map(label_map, local_path)
+  return resolve_labels(inputs, label_map, local_path), label_map

@@ -1,0 +1,558 @@
+"""Corpus-scale extraction: audio files -> sharded AudioSet-layout TFRecords.
+
+`extract(inputs, output_dir, ...)` streams a corpus through VGGish:
+
+  worker threads (num_workers):  read -> mono -> resample to 16 kHz -> short-clip
+                                 policy -> float64 numpy frontend -> float32
+  main thread:                   examples of consecutive files packed into
+                                 batches of batch_size -> model (one traced
+                                 tf.function) -> per-file embeddings ->
+                                 [PCA + 8-bit] -> SequenceExample -> shard
+
+The decoding, resampling and frontend of the next files run in the worker
+threads while the model works (numpy, libsndfile and TensorFlow release the
+GIL), and at most `prefetch` files are in flight, so memory does not grow with
+the corpus. The model function is traced once. The numpy frontend is
+upstream's float64 computation, so the bytes written equal the original code's.
+
+Robustness and resuming (see `vggish.manifest` for the directory layout): an
+input that cannot be read fails alone, with its reason in the manifest; a shard
+is renamed into place only when complete, and its inputs are recorded `ok`
+only after that; a rerun skips ids already `ok` and writes new shards.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import fcntl
+import logging
+import os
+import time
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+
+from vggish import audio_io
+from vggish import corpus
+from vggish import frontend
+from vggish import manifest as manifest_lib
+from vggish import progress as progress_lib
+from vggish import records
+from vggish import workspace
+from vggish.params import DEFAULT_PARAMS, Params
+
+# On a 2-core CPU the model's rate per example is about flat from batch 16 up
+# (tools.benchmark sweeps it); larger batches only hold more files' examples.
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_RECORDS_PER_SHARD = 1000
+LOCK_NAME = '.extract.lock'
+
+
+def default_num_workers() -> int:
+  """Decoding threads: one per two cores, 1 to 4.
+
+  Decoding, resampling and the frontend cost about 1/20 of the model's time
+  per example on a CPU, so one thread keeps a 2-core machine's model busy;
+  more threads would only take cores from the model's own threads.
+  """
+  return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+def default_prefetch(num_workers: int) -> int:
+  """Decoded files held ahead of the model.
+
+  Enough short clips to fill more than one batch (a 32-example batch takes
+  seven 5 s clips), so the next batch is ready when the model returns; each
+  held file costs about 25 kB per second of audio.
+  """
+  return max(16, 2 * num_workers + 2)
+
+
+class Embedder:
+  """A VGGish model behind one `tf.function`, traced once for every batch size.
+
+  Extraction feeds it full batches of `batch_size` examples (several files'
+  examples together) and one smaller last batch. The batch dimension of the
+  traced signature is left open rather than padding that last batch: on CPU
+  the cost per example does not depend on the batch size from 8 up, and the
+  outputs of one example do not depend on its batch neighbours (the golden
+  byte test runs with mixed batches).
+
+  Attributes:
+    batch_size: the most examples per model call.
+  """
+
+  def __init__(self, model, batch_size: int = DEFAULT_BATCH_SIZE,
+               params: Params = DEFAULT_PARAMS):
+    """Wraps a model.
+
+    Args:
+      model: a Keras VGGish, [b, 96, 64] float32 -> [b, 128] float32.
+      batch_size: the most examples per call.
+      params: for the example shape.
+    """
+    if batch_size < 1:
+      raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    self.batch_size = batch_size
+    self._model = model
+    shape = (None, params.example_window_length, params.num_mel_bins)
+    self._call = tf.function(
+        self._forward, input_signature=[tf.TensorSpec(shape, tf.float32)])
+
+  @classmethod
+  def from_checkpoint(cls, checkpoint_path=None, batch_size: int = DEFAULT_BATCH_SIZE,
+                      params: Params = DEFAULT_PARAMS) -> 'Embedder':
+    """Builds VGGish with the checkpoint (default: the workspace's) and wraps it.
+
+    Raises:
+      vggish.workspace.MissingModelFileError: no checkpoint where looked for.
+      vggish.checkpoint.CheckpointError: the checkpoint cannot be loaded.
+    """
+    from vggish import model as model_lib  # Keras model construction is slow to import.
+    path = workspace.require_model_file(checkpoint_path, workspace.CHECKPOINT_NAME)
+    return cls(model_lib.VGGish(weights=str(path), trainable=False, params=params),
+               batch_size, params)
+
+  @property
+  def tracing_count(self) -> int:
+    """Times the model function was traced (1 after any number of calls)."""
+    return self._call.experimental_get_tracing_count()
+
+  def _forward(self, examples):
+    return self._model(examples, training=False)
+
+  def __call__(self, examples: np.ndarray) -> np.ndarray:
+    """Embeds up to `batch_size` examples.
+
+    Args:
+      examples: float32 [k, 96, 64], k <= batch_size.
+
+    Returns:
+      float32 [k, 128].
+    """
+    k = examples.shape[0]
+    if not 0 < k <= self.batch_size:
+      raise ValueError(f'got {k} examples for a batch of at most {self.batch_size}')
+    return self._call(examples).numpy()
+
+
+@dataclasses.dataclass
+class ExtractResult:
+  """What a run did.
+
+  Attributes:
+    output_dir: where the shards and manifest are.
+    num_inputs: inputs given.
+    num_skipped: inputs already `ok` from an earlier run (not redone).
+    num_ok: inputs extracted by this run.
+    num_failed: inputs that failed in this run.
+    num_examples: embeddings written by this run.
+    audio_seconds: audio extracted by this run.
+    wall_seconds: duration of the run.
+    shards: names of the shards this run wrote.
+    failures: (id, error) of this run's failures.
+    interrupted: the run was stopped (`should_stop`) before every input was
+      done; what it finished is saved.
+  """
+  output_dir: str
+  num_inputs: int = 0
+  num_skipped: int = 0
+  num_ok: int = 0
+  num_failed: int = 0
+  num_examples: int = 0
+  audio_seconds: float = 0.0
+  wall_seconds: float = 0.0
+  shards: List[str] = dataclasses.field(default_factory=list)
+  failures: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+  interrupted: bool = False
+
+  @property
+  def all_ok(self) -> bool:
+    """Every input is extracted (now or earlier)."""
+    return self.num_failed == 0 and not self.interrupted
+
+
+@dataclasses.dataclass
+class _Prepared:
+  """A decoded input: its examples, or why it failed."""
+  item: corpus.AudioInput
+  examples: Optional[np.ndarray] = None  # float32 [n, 96, 64]
+  duration: float = 0.0
+  error: Optional[str] = None
+
+
+def prepare_input(item: corpus.AudioInput, params: Params = DEFAULT_PARAMS) -> _Prepared:
+  """Reads one input into float32 examples (runs in a worker thread).
+
+  Never raises for a bad file: any error becomes `_Prepared.error`, so that one
+  file cannot stop a corpus.
+  """
+  if item.error is not None:
+    return _Prepared(item, error=item.error)
+  try:
+    data, sample_rate = audio_io.read_audio(item.path)
+    duration = data.shape[0] / float(sample_rate)
+    waveform = audio_io.prepare_waveform(data, sample_rate, params)
+    del data
+    if waveform.shape[0] == 0:
+      return _Prepared(item, duration=duration, error=(
+          f'{item.path}: {duration * 1e3:.3f} ms of audio give no sample at '
+          f'{params.sample_rate} Hz'))
+    if (waveform.shape[0] < params.min_samples_per_example and
+        params.short_clip_policy == 'drop'):
+      return _Prepared(item, duration=duration, error=(
+          f'{item.path}: the clip ({duration:.3f} s) is shorter than one example '
+          f'({params.min_samples_per_example / params.sample_rate:.3f} s) and '
+          f'short_clip_policy is drop; use pad or repeat to keep it'))
+    waveform = frontend.apply_short_clip_policy(waveform, params)
+    examples = frontend.waveform_to_examples(waveform, params.sample_rate, params)
+    # The model's input is float32, as upstream fed its float64 examples to a
+    # float32 placeholder.
+    return _Prepared(item, examples=examples.astype(np.float32), duration=duration)
+  except audio_io.AudioReadError as e:
+    return _Prepared(item, error=str(e))
+  except Exception as e:  # pylint: disable=broad-except
+    # Anything else a strange file triggers (libsndfile, numpy) is also that
+    # file's failure, not the run's; the traceback goes to the debug log.
+    logging.debug('failed to prepare %s', item.path, exc_info=True)
+    return _Prepared(item, error=f'{item.path}: {type(e).__name__}: {e}')
+
+
+def read_shard_summary(path: str) -> Iterator[Tuple[str, int, float]]:
+  """(video_id, number of embeddings, end time) of each record in a shard."""
+  # Protocol buffers, not the tf.data parser: only three context values are
+  # needed, from files of either embedding format.
+  for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    seq = tf.train.SequenceExample.FromString(raw)
+    context = seq.context.feature
+    video_id = context[records.VIDEO_ID].bytes_list.value[0].decode('utf-8')
+    end_time = context[records.END_TIME].float_list.value[0]
+    num_examples = len(seq.feature_lists.feature_list[records.AUDIO_EMBEDDING].feature)
+    yield video_id, num_examples, end_time
+
+
+class _ShardWriter:
+  """Writes records into `embeddings-NNNNN.tfrecord.tmp`, renames full shards."""
+
+  def __init__(self, output_dir: str, manifest: manifest_lib.Manifest,
+               records_per_shard: int):
+    self._dir = output_dir
+    self._manifest = manifest
+    self._per_shard = records_per_shard
+    self._index = manifest_lib.next_shard_index(output_dir)
+    self._writer = None
+    self._rows: List[manifest_lib.Row] = []
+    self.written: List[str] = []
+
+  @property
+  def _final_path(self) -> str:
+    return os.path.join(self._dir, manifest_lib.shard_name(self._index))
+
+  def add(self, serialized: bytes, row: manifest_lib.Row) -> None:
+    if self._writer is None:
+      self._writer = tf.io.TFRecordWriter(self._final_path + manifest_lib.TEMP_SUFFIX)
+    self._writer.write(serialized)
+    self._rows.append(dataclasses.replace(
+        row, shard=manifest_lib.shard_name(self._index)))
+    if len(self._rows) >= self._per_shard:
+      self.commit()
+
+  def commit(self) -> None:
+    """Completes the current shard: close, fsync, rename, then record its rows."""
+    if self._writer is None:
+      return
+    self._writer.close()
+    self._writer = None
+    final = self._final_path
+    tmp = final + manifest_lib.TEMP_SUFFIX
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+      os.fsync(fd)
+    finally:
+      os.close(fd)
+    os.replace(tmp, final)
+    manifest_lib.fsync_dir(self._dir)
+    # Only now are these inputs done: a kill before this line leaves a
+    # complete shard that `Manifest.reconcile` recovers.
+    self._manifest.append(self._rows)
+    self.written.append(os.path.basename(final))
+    self._rows = []
+    self._index += 1
+
+  def abort(self) -> None:
+    """Drops the incomplete shard (its inputs stay undone)."""
+    if self._writer is not None:
+      self._writer.close()
+      self._writer = None
+      tmp = self._final_path + manifest_lib.TEMP_SUFFIX
+      if os.path.exists(tmp):
+        os.remove(tmp)
+    self._rows = []
+
+
+@dataclasses.dataclass
+class _Pending:
+  """A file whose examples are (partly) in the model's queue."""
+  prepared: _Prepared
+  embeddings: np.ndarray  # float32 [n, 128], filled batch by batch.
+  remaining: int
+
+
+class _Lock:
+  """An exclusive lock on the output directory (two runs would mix shards)."""
+
+  def __init__(self, output_dir: str):
+    self._path = os.path.join(output_dir, LOCK_NAME)
+    self._fd = None
+
+  def __enter__(self):
+    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      os.close(self._fd)
+      raise ValueError(
+          f'another extraction is writing to {os.path.dirname(self._path)}; wait '
+          f'for it to finish or use another --output directory') from None
+    return self
+
+  def __exit__(self, *exc_info):
+    fcntl.flock(self._fd, fcntl.LOCK_UN)
+    os.close(self._fd)
+
+
+def record_settings(postprocess: bool, params: Params) -> dict:
+  """The settings that shape the records; a resumed run must keep them."""
+  return {
+      'embedding': 'uint8_pca' if postprocess else 'float32',
+      'hop_seconds': params.example_hop_length / params.features_sample_rate,
+      'short_clip_policy': params.short_clip_policy,
+  }
+
+
+def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
+            output_dir: Union[str, os.PathLike],
+            *,
+            embedder: Optional[Embedder] = None,
+            checkpoint_path: Optional[Union[str, os.PathLike]] = None,
+            postprocess: bool = False,
+            pca_params_path: Optional[Union[str, os.PathLike]] = None,
+            params: Params = DEFAULT_PARAMS,
+            records_per_shard: int = DEFAULT_RECORDS_PER_SHARD,
+            batch_size: int = DEFAULT_BATCH_SIZE,
+            num_workers: Optional[int] = None,
+            prefetch: Optional[int] = None,
+            show_progress: bool = True,
+            should_stop: Optional[Callable[[], bool]] = None) -> ExtractResult:
+  """Embeds a corpus into sharded TFRecords with a manifest; resumes a previous run.
+
+  Args:
+    inputs: `corpus.AudioInput`s (see `corpus.discover_inputs`,
+      `corpus.read_input_csv`, `corpus.prepare_labels`), or paths, directories
+      and globs to discover.
+    output_dir: where shards, `manifest.csv` and `extract_config.json` go
+      (created if needed). A directory from an earlier run with the same
+      settings is resumed: its `ok` inputs are skipped.
+    embedder: a ready `Embedder` (reused across calls, e.g. by tests and the
+      benchmark); default: VGGish from `checkpoint_path`.
+    checkpoint_path: slim checkpoint or `.weights.h5`; default the workspace's
+      `vggish_model.ckpt`. Ignored when `embedder` is given.
+    postprocess: write PCA-whitened uint8 embeddings (AudioSet's format)
+      instead of the raw float32 ones.
+    pca_params_path: the PCA file for `postprocess`; default the workspace's.
+    params: frontend settings (`example_hop_seconds`, `short_clip_policy`).
+    records_per_shard: inputs per shard file.
+    batch_size: examples per model call (ignored when `embedder` is given).
+    num_workers: decoding threads; default `default_num_workers()`.
+    prefetch: decoded files held ahead of the model (this bounds memory:
+      about 25 kB per second of audio held); default `default_prefetch`.
+    show_progress: report files, examples/s, real-time factor and ETA on
+      stderr.
+    should_stop: polled between files; when it returns True the run finishes
+      the files it holds, saves their shard and returns with `interrupted`.
+
+  Returns:
+    An `ExtractResult`.
+
+  Raises:
+    ValueError: a bad argument, the directory was made with other settings, or
+      another run is writing to it.
+    vggish.workspace.MissingModelFileError: the checkpoint or PCA file is missing.
+    vggish.checkpoint.CheckpointError: the checkpoint cannot be loaded.
+  """
+  if records_per_shard < 1:
+    raise ValueError(f'records_per_shard must be >= 1, got {records_per_shard}')
+  num_workers = default_num_workers() if num_workers is None else num_workers
+  if num_workers < 1:
+    raise ValueError(f'num_workers must be >= 1, got {num_workers}')
+  prefetch = default_prefetch(num_workers) if prefetch is None else prefetch
+  if prefetch < 1:
+    raise ValueError(f'prefetch must be >= 1, got {prefetch}')
+  output_dir = os.fspath(output_dir)
+  inputs = _as_inputs(inputs)
+
+  # Model files are checked before anything is written, so that a missing
+  # download leaves no half-made output directory behind.
+  postprocessor = None
+  if postprocess:
+    from vggish import postprocess as postprocess_lib  # Not needed otherwise.
+    pca_path = workspace.require_model_file(pca_params_path, workspace.PCA_PARAMS_NAME)
+    postprocessor = postprocess_lib.Postprocessor(str(pca_path), params)
+  if embedder is None:
+    embedder = Embedder.from_checkpoint(checkpoint_path, batch_size, params)
+
+  os.makedirs(output_dir, exist_ok=True)
+  with _Lock(output_dir):
+    manifest_lib.check_config(output_dir, record_settings(postprocess, params))
+    manifest_lib.remove_temp_shards(output_dir)
+    manifest = manifest_lib.Manifest(output_dir)
+    manifest.reconcile(read_shard_summary,
+                       {item.video_id: os.path.abspath(item.path) for item in inputs})
+    done = manifest.done_ids()
+    todo = [item for item in inputs if item.video_id not in done]
+    result = ExtractResult(output_dir=output_dir, num_inputs=len(inputs),
+                           num_skipped=len(inputs) - len(todo))
+    if result.num_skipped:
+      logging.info('%d of %d inputs already extracted in %s; skipping them',
+                   result.num_skipped, len(inputs), output_dir)
+    start = time.monotonic()
+    writer = _ShardWriter(output_dir, manifest, records_per_shard)
+    try:
+      with progress_lib.Progress(total=len(todo), unit='files', desc='extract',
+                                 enabled=show_progress) as bar:
+        _run(todo, embedder, postprocessor, params, writer, manifest, result, bar,
+             num_workers, prefetch, should_stop)
+      writer.commit()
+    except BaseException:
+      # KeyboardInterrupt or an unexpected error: the open shard may lack
+      # records whose rows are not written; drop it, keep what is committed.
+      writer.abort()
+      raise
+    finally:
+      result.shards = list(writer.written)
+      result.wall_seconds = time.monotonic() - start
+      manifest.compact()
+  logging.info('extracted %d files (%d embeddings, %.1f s of audio) in %.1f s; '
+               '%d failed, %d skipped', result.num_ok, result.num_examples,
+               result.audio_seconds, result.wall_seconds, result.num_failed,
+               result.num_skipped)
+  return result
+
+
+def _as_inputs(inputs) -> List[corpus.AudioInput]:
+  if isinstance(inputs, (str, os.PathLike)):
+    raise ValueError('inputs must be a sequence of inputs or paths, not one path')
+  items = [item for item in inputs if isinstance(item, corpus.AudioInput)]
+  paths = [item for item in inputs if not isinstance(item, corpus.AudioInput)]
+  if paths:
+    items.extend(corpus.discover_inputs(paths))
+  if not items:
+    raise ValueError('no inputs to extract')
+  ids = [item.video_id for item in items]
+  if len(set(ids)) != len(ids):
+    raise ValueError('inputs must have distinct video_ids')
+  return items
+
+
+def _run(todo, embedder, postprocessor, params, writer, manifest, result, bar,
+         num_workers, prefetch, should_stop) -> None:
+  """The streaming loop: decode ahead in threads, embed in batches, write in order."""
+  batch_size = embedder.batch_size
+  hop_seconds = params.example_hop_length / params.features_sample_rate
+  batch = np.zeros((batch_size, params.example_window_length, params.num_mel_bins),
+                   dtype=np.float32)
+  fill = 0
+  # (pending file, first example in file, first row in batch, count)
+  slots: List[Tuple[_Pending, int, int, int]] = []
+  pending = collections.deque()  # Files in input order, awaiting embeddings.
+
+  def write_file(entry: _Pending) -> None:
+    prepared = entry.prepared
+    embeddings = entry.embeddings
+    if postprocessor is not None:
+      embeddings = postprocessor.postprocess(embeddings)  # uint8 [n, 128]
+    example = records.make_sequence_example(
+        prepared.item.video_id, embeddings, labels=prepared.item.label_indices,
+        start_time_seconds=0.0, end_time_seconds=prepared.duration,
+        example_hop_seconds=hop_seconds)
+    writer.add(example.SerializeToString(), manifest_lib.Row(
+        id=prepared.item.video_id, path=os.path.abspath(prepared.item.path),
+        status=manifest_lib.OK, examples=embeddings.shape[0],
+        duration=prepared.duration))
+    result.num_ok += 1
+    result.num_examples += embeddings.shape[0]
+    result.audio_seconds += prepared.duration
+    bar.update(1, examples=embeddings.shape[0], audio_seconds=prepared.duration)
+
+  def run_batch() -> None:
+    nonlocal fill, slots
+    embeddings = embedder(batch[:fill])  # [fill, 128]
+    for entry, first, row, count in slots:
+      entry.embeddings[first:first + count] = embeddings[row:row + count]
+      entry.remaining -= count
+    fill, slots = 0, []
+    drain()
+
+  def drain() -> None:
+    # Files complete in input order, since batches are filled in that order.
+    while pending and pending[0].remaining == 0:
+      write_file(pending.popleft())
+
+  def fail(prepared: _Prepared) -> None:
+    item = prepared.item
+    logging.warning('failed: %s', prepared.error)
+    manifest.append([manifest_lib.Row(
+        id=item.video_id, path=os.path.abspath(item.path), status=manifest_lib.FAILED,
+        duration=prepared.duration, error=prepared.error)])
+    result.num_failed += 1
+    result.failures.append((item.video_id, prepared.error))
+    bar.update(1)
+
+  with concurrent.futures.ThreadPoolExecutor(
+      max_workers=num_workers, thread_name_prefix='vggish-decode') as pool:
+    queue = collections.deque()
+    todo_iter = iter(todo)
+
+    def refill() -> None:
+      while len(queue) < prefetch:
+        item = next(todo_iter, None)
+        if item is None:
+          return
+        queue.append(pool.submit(prepare_input, item, params))
+
+    try:
+      refill()
+      while queue:
+        if should_stop is not None and should_stop():
+          result.interrupted = True
+          logging.warning('stop requested: finishing the %d file(s) in the model '
+                          'queue and saving the shard', len(pending))
+          break
+        prepared = queue.popleft().result()
+        refill()
+        if prepared.error is not None:
+          fail(prepared)
+          continue
+        examples = prepared.examples
+        prepared.examples = None  # Copied into batches below; free it early.
+        count = examples.shape[0]
+        entry = _Pending(prepared, np.empty((count, params.embedding_size), np.float32),
+                         remaining=count)
+        pending.append(entry)
+        offset = 0
+        while offset < count:
+          take = min(batch_size - fill, count - offset)
+          batch[fill:fill + take] = examples[offset:offset + take]
+          slots.append((entry, offset, fill, take))
+          fill += take
+          offset += take
+          if fill == batch_size:
+            run_batch()
+        drain()  # A file with no examples (none expected) must not block the rest.
+      if fill:
+        run_batch()
+      assert not pending, 'every queued file must be written'
+    finally:
+      for future in queue:
+        future.cancel()

@@ -1,0 +1,325 @@
+"""The extraction manifest and the resume state of an output directory.
+
+An output directory of `tools.extract` holds:
+
+- `embeddings-NNNNN.tfrecord`: complete shards. A shard is written as
+  `embeddings-NNNNN.tfrecord.tmp` and renamed when it is complete, so a
+  complete-looking name is always a complete file. A new run never reuses a
+  shard number; leftover `.tmp` files of a killed run are deleted at start.
+- `manifest.csv`: one row per input, columns
+
+  | column | meaning |
+  |---|---|
+  | `id` | the record's `video_id` |
+  | `path` | the input file (absolute) |
+  | `status` | `ok` (its record is in `shard`) or `failed` |
+  | `examples` | number of embeddings (0 when failed) |
+  | `duration` | clip length in seconds, before any short-clip padding |
+  | `shard` | the shard file holding the record (empty when failed) |
+  | `error` | why it failed (empty when ok) |
+
+- `extract_config.json`: the settings that shape the records (embedding
+  variant, hop, short-clip policy), so a resumed run cannot mix variants.
+
+The manifest is append-only while a run works: a `failed` row is appended as
+soon as an input fails, and the `ok` rows of a shard are appended (in one write,
+then fsync) right after the shard is renamed. So an `ok` row always points at a
+complete shard. When an id has several rows (it failed, then a later run
+succeeded), the last row wins; each run starts and ends by rewriting the file
+with one row per id (atomically).
+
+A kill can still strike between a shard's rename and its rows' append (or cut
+that append short). `reconcile` repairs this at the next start: the shards that
+no row points to, and the highest-numbered shard with `ok` rows, are read back
+and any id they hold without a row is recorded `ok`. Rows that point at a shard
+that is gone (deleted by hand) are not trusted: those inputs are extracted
+again.
+
+`.extract.lock` (empty) is held with `flock` by the running extraction, so two
+runs cannot write into one directory at once.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import os
+import re
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+MANIFEST_NAME = 'manifest.csv'
+CONFIG_NAME = 'extract_config.json'
+FIELDS = ('id', 'path', 'status', 'examples', 'duration', 'shard', 'error')
+OK = 'ok'
+FAILED = 'failed'
+
+SHARD_PREFIX = 'embeddings-'
+SHARD_SUFFIX = '.tfrecord'
+TEMP_SUFFIX = '.tmp'
+_SHARD_RE = re.compile(
+    re.escape(SHARD_PREFIX) + r'(\d{5,})' + re.escape(SHARD_SUFFIX) + '$')
+_TEMP_RE = re.compile(
+    re.escape(SHARD_PREFIX) + r'\d{5,}' + re.escape(SHARD_SUFFIX + TEMP_SUFFIX) + '$')
+
+
+def shard_name(index: int) -> str:
+  """`embeddings-00042.tfrecord` for index 42."""
+  return f'{SHARD_PREFIX}{index:05d}{SHARD_SUFFIX}'
+
+
+def list_shards(output_dir: str) -> List[str]:
+  """Names of the complete shards in `output_dir`, in index order."""
+  if not os.path.isdir(output_dir):
+    return []
+  found = []
+  for name in os.listdir(output_dir):
+    match = _SHARD_RE.match(name)
+    if match:
+      found.append((int(match.group(1)), name))
+  return [name for _, name in sorted(found)]
+
+
+def _shard_number(name: str) -> int:
+  match = _SHARD_RE.match(name)
+  return int(match.group(1)) if match else -1
+
+
+def next_shard_index(output_dir: str) -> int:
+  """One past the highest shard number present (temporary files included)."""
+  highest = -1
+  if os.path.isdir(output_dir):
+    for name in os.listdir(output_dir):
+      match = re.match(re.escape(SHARD_PREFIX) + r'(\d{5,})', name)
+      if match:
+        highest = max(highest, int(match.group(1)))
+  return highest + 1
+
+
+def remove_temp_shards(output_dir: str) -> List[str]:
+  """Deletes the `.tmp` shards an interrupted run left; returns their names."""
+  removed = []
+  if os.path.isdir(output_dir):
+    for name in sorted(os.listdir(output_dir)):
+      if _TEMP_RE.match(name):
+        os.remove(os.path.join(output_dir, name))
+        removed.append(name)
+  if removed:
+    logging.info('removed %d incomplete shard(s) of an interrupted run: %s',
+                 len(removed), ', '.join(removed))
+  return removed
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One manifest row (see the module docstring for the columns)."""
+  id: str
+  path: str
+  status: str
+  examples: int = 0
+  duration: float = 0.0
+  shard: str = ''
+  error: str = ''
+
+  def as_fields(self) -> Tuple[str, ...]:
+    # One line per row whatever the message holds, so `tail`/`grep` work too.
+    error = ' '.join(self.error.split())
+    return (self.id, self.path, self.status, str(self.examples),
+            f'{self.duration:.6f}', self.shard, error)
+
+  @classmethod
+  def from_fields(cls, fields: Sequence[str]) -> 'Row':
+    if len(fields) != len(FIELDS) or fields[2] not in (OK, FAILED):
+      raise ValueError(f'not a manifest row: {fields}')
+    return cls(id=fields[0], path=fields[1], status=fields[2],
+               examples=int(fields[3]), duration=float(fields[4]),
+               shard=fields[5], error=fields[6])
+
+
+def _format_rows(rows: Iterable[Row], header: bool = False) -> bytes:
+  buffer = io.StringIO()
+  writer = csv.writer(buffer, lineterminator='\n')
+  if header:
+    writer.writerow(FIELDS)
+  for row in rows:
+    writer.writerow(row.as_fields())
+  return buffer.getvalue().encode('utf-8')
+
+
+def fsync_dir(path: str) -> None:
+  """Makes a rename in `path` durable (best effort where unsupported)."""
+  try:
+    fd = os.open(path, os.O_RDONLY)
+  except OSError:  # Some platforms cannot open directories; the rename stands.
+    return
+  try:
+    os.fsync(fd)
+  except OSError:
+    pass
+  finally:
+    os.close(fd)
+
+
+def read_rows(path: str) -> List[Row]:
+  """All rows of a manifest file in order, skipping a torn last line.
+
+  A kill during an append can leave the last line cut short (fewer fields, or
+  an unterminated one); such a line is dropped, not an error.
+  """
+  if not os.path.exists(path):
+    return []
+  with open(path, newline='', encoding='utf-8') as f:
+    text = f.read()
+  lines = text.split('\n')
+  if lines and lines[-1] == '':
+    lines.pop()
+  rows = []
+  for number, fields in enumerate(csv.reader(lines)):
+    if number == 0 and tuple(fields) == FIELDS:
+      continue
+    try:
+      rows.append(Row.from_fields(fields))
+    except ValueError:
+      logging.warning('%s: skipping an incomplete line: %r', path, ','.join(fields))
+  return rows
+
+
+class Manifest:
+  """The manifest of one output directory: latest row per id, append-only file.
+
+  Usage:
+    manifest = Manifest(output_dir)   # loads and compacts an existing file
+    manifest.append([Row(...), ...])  # durable when it returns
+    manifest.compact()                # at the end of a run
+  """
+
+  def __init__(self, output_dir: str):
+    self.output_dir = output_dir
+    self.path = os.path.join(output_dir, MANIFEST_NAME)
+    self.rows: Dict[str, Row] = {}
+    all_rows = read_rows(self.path)
+    for row in all_rows:
+      self.rows[row.id] = row
+    # The highest-numbered shard with ok rows: shards are numbered and their
+    # rows appended in time order, so it is the only one whose rows a kill may
+    # have cut short.
+    self.last_ok_shard = max(
+        (row.shard for row in all_rows if row.status == OK),
+        key=_shard_number, default=None)
+    self.compact()
+
+  def append(self, rows: Sequence[Row]) -> None:
+    """Appends rows in a single write and fsyncs; they win over older rows."""
+    if not rows:
+      return
+    data = _format_rows(rows)
+    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+      view = memoryview(data)
+      while view:
+        written = os.write(fd, view)
+        view = view[written:]
+      os.fsync(fd)
+    finally:
+      os.close(fd)
+    for row in rows:
+      self.rows[row.id] = row
+
+  def compact(self) -> None:
+    """Rewrites the file with one row per id (temp file + rename)."""
+    tmp = self.path + TEMP_SUFFIX
+    with open(tmp, 'wb') as f:
+      f.write(_format_rows(self.rows.values(), header=True))
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, self.path)
+    fsync_dir(self.output_dir)
+
+  def done_ids(self) -> set:
+    """Ids recorded ok whose shard exists (others must be extracted again)."""
+    present = set(list_shards(self.output_dir))
+    done = set()
+    missing = set()
+    for row in self.rows.values():
+      if row.status != OK:
+        continue
+      if row.shard in present:
+        done.add(row.id)
+      else:
+        missing.add(row.shard)
+    if missing:
+      logging.warning('%s: %d shard(s) named in the manifest are gone (%s); their '
+                      'inputs will be extracted again', self.path, len(missing),
+                      ', '.join(sorted(missing)))
+    return done
+
+  def reconcile(self, read_shard: Callable[[str], Iterable[Tuple[str, int, float]]],
+                paths: Optional[Mapping[str, str]] = None) -> List[Row]:
+    """Records as ok the records of complete shards that the manifest lacks.
+
+    Args:
+      read_shard: path -> iterable of (video_id, num_examples, duration) of
+        the records in that shard.
+      paths: id -> input path, to fill the `path` column of recovered rows.
+
+    Returns:
+      The rows added.
+    """
+    referenced = {row.shard for row in self.rows.values() if row.status == OK}
+    to_check = [name for name in list_shards(self.output_dir)
+                if name not in referenced or name == self.last_ok_shard]
+    added = []
+    for name in to_check:
+      for video_id, examples, duration in read_shard(
+          os.path.join(self.output_dir, name)):
+        row = self.rows.get(video_id)
+        if row is not None and row.status == OK and row.shard == name:
+          continue
+        added.append(Row(id=video_id, path=(paths or {}).get(video_id, ''),
+                         status=OK, examples=int(examples), duration=float(duration),
+                         shard=name))
+    if added:
+      logging.info('recovered %d manifest row(s) from shards of an interrupted run',
+                   len(added))
+      self.append(added)
+      self.compact()
+    return added
+
+  def counts(self) -> Dict[str, int]:
+    """{'ok': n, 'failed': m} over all rows."""
+    result = {OK: 0, FAILED: 0}
+    for row in self.rows.values():
+      result[row.status] += 1
+    return result
+
+
+def check_config(output_dir: str, config: Mapping[str, object]) -> None:
+  """Stores the record-shaping settings, or checks them against a previous run.
+
+  Args:
+    output_dir: the output directory (exists).
+    config: JSON-serializable settings, e.g. {'postprocess': True,
+      'hop_seconds': 0.96, 'short_clip_policy': 'pad'}.
+
+  Raises:
+    ValueError: the directory holds records made with other settings.
+  """
+  path = os.path.join(output_dir, CONFIG_NAME)
+  config = json.loads(json.dumps(dict(config)))  # Normalize types (tuples...).
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      previous = json.load(f)
+    changed = {k: (previous.get(k), v) for k, v in config.items()
+               if previous.get(k) != v}
+    if changed:
+      details = ', '.join(f'{k}: {old!r} before, {new!r} now'
+                          for k, (old, new) in sorted(changed.items()))
+      raise ValueError(
+          f'{output_dir} holds embeddings extracted with other settings ({details}); '
+          f'rerun with the same settings to resume, or use a new --output directory')
+    return
+  tmp = path + TEMP_SUFFIX
+  with open(tmp, 'w', encoding='utf-8') as f:
+    json.dump(config, f, indent=2, sort_keys=True)
+    f.write('\n')
+  os.replace(tmp, path)
