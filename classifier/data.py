@@ -1,0 +1,327 @@
+"""In-memory clip data for the classifier: embeddings from TFRecords, log-mel from audio.
+
+The data sets are small (AudioSet's balanced train split is 22 160 clips of
+at most ten 128-d embeddings, 113 MB as float32), so they are read once into
+numpy and batched from there: much faster per epoch than re-reading records.
+
+A `ClipSet` stores the clips' examples back to back (ragged, like a
+`tf.RaggedTensor`) and pads each batch only to its own longest clip, so a
+few long clips do not inflate every batch.
+"""
+
+import dataclasses
+import hashlib
+import logging
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from classifier import labels as labels_lib
+from vggish import audio_io
+from vggish import corpus
+from vggish import frontend
+from vggish import records
+from vggish.params import DEFAULT_PARAMS, Params
+
+TRAIN, VALIDATION, TEST = 'train', 'validation', 'test'
+
+
+@dataclasses.dataclass
+class ClipSet:
+  """Clips of examples (embeddings or log-mel patches) with multi-hot labels.
+
+  Attributes:
+    ids: [num_clips] str, clip ids (video ids or file names).
+    values: [total_examples, *feature_shape] float32, every clip's examples
+      back to back.
+    row_splits: [num_clips + 1] int64; clip i is
+      `values[row_splits[i]:row_splits[i + 1]]`.
+    labels: [num_clips, num_classes] float32 0/1.
+  """
+  ids: np.ndarray
+  values: np.ndarray
+  row_splits: np.ndarray
+  labels: np.ndarray
+
+  def __post_init__(self):
+    self.ids = np.asarray(self.ids, dtype=object)
+    self.row_splits = np.asarray(self.row_splits, dtype=np.int64)
+    if not (len(self.ids) == len(self.labels) == len(self.row_splits) - 1):
+      raise ValueError('ids, labels and row_splits disagree on the number of '
+                       'clips')
+    if self.row_splits[-1] != len(self.values):
+      raise ValueError('row_splits do not cover values')
+
+  def __len__(self):
+    return len(self.ids)
+
+  @property
+  def num_examples(self) -> np.ndarray:
+    """[num_clips] int64, examples per clip."""
+    return np.diff(self.row_splits)
+
+  @property
+  def feature_shape(self) -> Tuple[int, ...]:
+    return tuple(self.values.shape[1:])
+
+  @property
+  def num_classes(self) -> int:
+    return self.labels.shape[1]
+
+  def clip(self, i: int) -> np.ndarray:
+    return self.values[self.row_splits[i]:self.row_splits[i + 1]]
+
+  def subset(self, indices) -> 'ClipSet':
+    """The clips at `indices` (ints or a boolean mask), in that order."""
+    indices = np.asarray(indices)
+    if indices.dtype == bool:
+      indices = np.flatnonzero(indices)
+    lengths = self.num_examples[indices]
+    row_splits = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    gather = (np.concatenate([
+        np.arange(self.row_splits[i], self.row_splits[i + 1]) for i in indices
+    ]) if len(indices) else np.zeros(0, np.int64)).astype(np.int64)
+    return ClipSet(ids=self.ids[indices], values=self.values[gather],
+                   row_splits=row_splits, labels=self.labels[indices])
+
+  def padded_batch(self, indices, max_examples: Optional[int] = None,
+                   rng: Optional[np.random.Generator] = None
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+    """Pads the clips at `indices` to their longest (or `max_examples`).
+
+    Args:
+      indices: [b] clip indices.
+      max_examples: longer clips are cut to this many examples: a random
+        window when `rng` is given (training), else the first ones.
+      rng: numpy Generator for random crops.
+
+    Returns:
+      (features [b, t, *feature_shape] float32, mask [b, t] float32) with t
+      the longest (cut) clip, at least 1 so that shapes stay valid.
+    """
+    lengths = self.num_examples[indices]
+    if max_examples is not None:
+      lengths = np.minimum(lengths, max_examples)
+    t = max(1, int(lengths.max()) if len(lengths) else 1)
+    features = np.zeros((len(indices), t) + self.feature_shape, np.float32)
+    mask = np.zeros((len(indices), t), np.float32)
+    for row, (i, n) in enumerate(zip(indices, lengths)):
+      start = self.row_splits[i]
+      available = self.row_splits[i + 1] - start
+      if available > n and rng is not None:
+        start += int(rng.integers(0, available - n + 1))
+      features[row, :n] = self.values[start:start + n]
+      mask[row, :n] = 1.0
+    return features, mask
+
+
+def concatenate(clip_sets: Sequence[ClipSet]) -> ClipSet:
+  """One ClipSet of several (same features and classes)."""
+  offsets = np.cumsum([0] + [len(s.values) for s in clip_sets])
+  row_splits = np.concatenate(
+      [[0]] + [s.row_splits[1:] + off for s, off in zip(clip_sets, offsets)])
+  return ClipSet(ids=np.concatenate([s.ids for s in clip_sets]),
+                 values=np.concatenate([s.values for s in clip_sets]),
+                 row_splits=row_splits,
+                 labels=np.concatenate([s.labels for s in clip_sets]))
+
+
+def from_clips(ids, clips, label_lists, label_map, feature_shape) -> ClipSet:
+  """A ClipSet from per-clip arrays [n_i, *feature_shape] and index lists."""
+  lengths = [len(c) for c in clips]
+  row_splits = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+  nonempty = [c for c in clips if len(c)]
+  values = (np.concatenate(nonempty).astype(np.float32) if nonempty else
+            np.zeros((0,) + tuple(feature_shape), np.float32))
+  return ClipSet(ids=np.array(ids, dtype=object), values=values,
+                 row_splits=row_splits,
+                 labels=label_map.multi_hot(label_lists))
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordInfo:
+  """What the records say about their embeddings (saved with the model).
+
+  Attributes:
+    embedding_format: 'uint8' (PCA + quantized, read dequantized) or
+      'float32' (raw VGGish embeddings).
+    example_hop_seconds: seconds between consecutive examples.
+  """
+  embedding_format: str
+  example_hop_seconds: float
+
+
+def load_records(file_pattern, label_map: labels_lib.LabelMap,
+                 embedding_format: Optional[str] = None,
+                 params: Params = DEFAULT_PARAMS
+                 ) -> Tuple[ClipSet, RecordInfo]:
+  """Reads every record matching `file_pattern` into memory.
+
+  Args:
+    file_pattern: a glob, a file, or a list of them (see
+      `vggish.records.expand_file_pattern`).
+    label_map: the classes; record labels must be indices into it.
+    embedding_format: expected format, or None to detect it.
+    params: hyperparameters.
+
+  Returns:
+    (ClipSet of float32 [*, 128] embeddings, dequantized when stored as
+    uint8, RecordInfo).
+
+  Raises:
+    ValueError: no matching file, no record, mixed formats or hops, or a label
+      outside the label map.
+  """
+  files = records.expand_file_pattern(file_pattern)
+  if embedding_format is None:
+    embedding_format = records.detect_embedding_format(files[0])
+  ids, clips, label_lists, hops = [], [], [], set()
+  for record in records.read_records(files, dequantize=True,
+                                     embedding_format=embedding_format,
+                                     params=params):
+    ids.append(record['video_id'])
+    clips.append(np.asarray(record['embeddings'], np.float32))
+    label_lists.append(record['labels'])
+    hops.add(round(float(record['example_hop_seconds']), 4))
+  if not ids:
+    raise ValueError(f'no records in {len(files)} file(s) matching '
+                     f'{file_pattern!r}')
+  if len(hops) > 1:
+    raise ValueError(
+        f'records matching {file_pattern!r} mix example hops {sorted(hops)}; '
+        'a classifier must be trained on one hop')
+  clip_set = from_clips(ids, clips, label_lists, label_map,
+                         (params.embedding_size,))
+  logging.info('read %d clips (%d examples, %s embeddings) from %d files',
+               len(clip_set), len(clip_set.values), embedding_format,
+               len(files))
+  return clip_set, RecordInfo(embedding_format=embedding_format,
+                              example_hop_seconds=hops.pop())
+
+
+def split_assignment(ids: Sequence[str], validation_fraction: float = 0.0,
+                     test_fraction: float = 0.0, seed: int = 0) -> np.ndarray:
+  """Assigns each clip to 'train', 'validation' or 'test' by a hash of its id.
+
+  A clip's split depends only on its id and the seed, not on file order or on
+  which other clips are present, so `classifier.evaluate` can find the same
+  held-out clips again, and segments sharing a video id stay together (no
+  leakage between splits). Fractions are met in expectation.
+
+  Args:
+    ids: clip ids.
+    validation_fraction, test_fraction: fractions in [0, 1), summing to < 1.
+    seed: changes the assignment.
+
+  Returns:
+    [num_clips] array of split names (object dtype).
+
+  Raises:
+    ValueError: for fractions out of range.
+  """
+  if not (0 <= validation_fraction < 1 and 0 <= test_fraction < 1 and
+          validation_fraction + test_fraction < 1):
+    raise ValueError(
+        'validation and test fractions must lie in [0, 1) and sum to less '
+        f'than 1, got {validation_fraction} and {test_fraction}')
+  out = np.empty(len(ids), dtype=object)
+  for i, clip_id in enumerate(ids):
+    digest = hashlib.sha256(f'{seed}:{clip_id}'.encode('utf-8')).digest()
+    u = int.from_bytes(digest[:8], 'big') / 2.0**64  # Uniform in [0, 1).
+    if u < test_fraction:
+      out[i] = TEST
+    elif u < test_fraction + validation_fraction:
+      out[i] = VALIDATION
+    else:
+      out[i] = TRAIN
+  return out
+
+
+# ------------------------------------------------------------------ audio
+
+
+def read_audio_csv(csv_path, audio_dir, label_map: labels_lib.LabelMap
+                   ) -> Tuple[List[str], List[str], List[List[int]]]:
+  """Reads a Freesound-style `fname,labels` CSV, as `tools.extract` does.
+
+  Args:
+    csv_path: CSV with `fname` and `labels` (comma-separated names) columns.
+    audio_dir: directory `fname` is relative to (None: the CSV's directory).
+    label_map: the classes.
+
+  Returns:
+    (ids: fname without extension, as extraction names records; paths;
+    class index lists).
+
+  Raises:
+    ValueError: a missing CSV, column or file, or an unknown label.
+  """
+  inputs = corpus.read_input_csv(csv_path, audio_dir)
+  if not inputs:
+    raise ValueError(f'{csv_path}: no rows')
+  missing = [item.path for item in inputs if item.error]
+  if missing:
+    raise ValueError(f'{len(missing)} audio file(s) listed in {csv_path} do '
+                     f'not exist, e.g. {missing[0]!r}; check --audio_dir')
+  label_lists = []
+  for item in inputs:
+    try:
+      label_lists.append(label_map.encode(list(item.labels)))
+    except ValueError as e:
+      raise ValueError(f'{csv_path}, {item.video_id}: {e}') from None
+  return ([item.video_id for item in inputs], [item.path for item in inputs],
+          label_lists)
+
+
+def audio_to_examples(path, params: Params = DEFAULT_PARAMS) -> np.ndarray:
+  """An audio file's VGGish input: float32 [n, 96, 64] log-mel examples.
+
+  Upstream's float64 numpy frontend (`vggish.frontend`), after
+  `params.short_clip_policy`, cast to float32 as the model takes it.
+
+  Raises:
+    vggish.audio_io.AudioReadError: unreadable file.
+  """
+  waveform = audio_io.load_waveform(path, params)
+  return frontend.waveform_to_examples(
+      waveform, params.sample_rate, params).astype(np.float32)
+
+
+def load_audio(ids: Sequence[str], paths: Sequence[str], label_lists,
+               label_map: labels_lib.LabelMap,
+               params: Params = DEFAULT_PARAMS) -> ClipSet:
+  """Computes the log-mel examples of audio files once, into memory.
+
+  Args:
+    ids: clip ids.
+    paths: the audio files.
+    label_lists: class indices per file.
+    label_map: the classes.
+    params: frontend hyperparameters (hop, short-clip policy).
+
+  Returns:
+    A ClipSet of float32 [*, 96, 64] examples.
+
+  Raises:
+    vggish.audio_io.AudioReadError: an unreadable file (a ValueError).
+  """
+  clips = [audio_to_examples(path, params) for path in paths]
+  shape = (params.example_window_length, params.num_mel_bins)
+  clip_set = from_clips(list(ids), clips, label_lists, label_map, shape)
+  empty = int(np.sum(clip_set.num_examples == 0))
+  if empty:
+    logging.warning('%d of %d clips are shorter than one example (%.3f s) '
+                    'and have no examples under short_clip_policy=%r',
+                    empty, len(clip_set), params.min_samples_per_example /
+                    params.sample_rate, params.short_clip_policy)
+  return clip_set
+
+
+def feature_statistics(clip_set: ClipSet) -> Dict[str, np.ndarray]:
+  """Per-feature mean and std of every example (for input standardization)."""
+  values = clip_set.values.reshape(len(clip_set.values), -1)
+  if len(values) == 0:
+    raise ValueError('no examples to compute statistics on')
+  mean = values.mean(axis=0)
+  std = np.maximum(values.std(axis=0), 1e-3)
+  return {'mean': mean.astype(np.float32), 'std': std.astype(np.float32)}

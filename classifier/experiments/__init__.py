@@ -1,0 +1,1 @@
+"""Reproducible experiments with the classifier (see each module's docstring)."""

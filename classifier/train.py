@@ -1,0 +1,419 @@
+r"""Trains a multi-label classifier on VGGish embeddings, or fine-tunes VGGish.
+
+On embeddings (TFRecords of `tools.extract`, quantized or raw, or the
+released AudioSet features):
+
+  python -m classifier.train \
+    --train_records='/data/audioset/bal_train/*.tfrecord' \
+    --validation_split=0.1 --test_split=0.1 \
+    --label_map=class_labels_indices.csv --model_dir=/tmp/audioset_attention \
+    --head=attention
+
+End to end from audio (`fname,labels` CSV, labels by display name or mid):
+
+  python -m classifier.train --finetune --checkpoint=vggish_model.ckpt \
+    --train_csv=train_curated.csv --audio_dir=train_curated/ \
+    --label_map=labels.csv --model_dir=/tmp/finetuned --freeze=conv
+
+Validation data come from `--eval_records`/`--eval_csv` or a hashed
+`--validation_split` of the training clips; `--test_split` holds out a
+further part that training never sees, evaluated once at the end (and again
+by `python -m classifier.evaluate --split=test`). Training stops early when
+the validation mAP stops improving; the model directory gets the best model
+and everything listed in `classifier.model_dir`.
+"""
+
+import dataclasses
+import logging
+import os
+import shutil
+import time
+from typing import Any, Dict, Optional
+
+from classifier import data as data_lib
+from classifier import labels as labels_lib
+from classifier import metrics as metrics_lib
+from classifier import model_dir as model_dir_lib
+from classifier import training
+from vggish.params import DEFAULT_PARAMS
+
+# Defaults where embedding heads and fine-tuning differ. VGGish costs about
+# 1 GFLOP per example, so fine-tuning uses smaller batches.
+HEAD_TRAINING_DEFAULTS = dict(epochs=12, batch_size=128, learning_rate=1e-3)
+FINETUNE_TRAINING_DEFAULTS = dict(epochs=10, batch_size=32, learning_rate=1e-3,
+                                  backbone_learning_rate=1e-4,
+                                  max_examples=10)
+
+
+def _split(clip_set, validation_fraction, test_fraction, seed,
+           have_eval_data):
+  """(train, validation or None, test or None) by `data.split_assignment`."""
+  assignment = data_lib.split_assignment(
+      clip_set.ids, 0.0 if have_eval_data else validation_fraction,
+      test_fraction, seed)
+  parts = {}
+  for name in (data_lib.TRAIN, data_lib.VALIDATION, data_lib.TEST):
+    mask = assignment == name
+    parts[name] = clip_set.subset(mask) if mask.any() else None
+  if parts[data_lib.TRAIN] is None:
+    raise ValueError('the split left no training clips')
+  return parts[data_lib.TRAIN], parts[data_lib.VALIDATION], parts[
+      data_lib.TEST]
+
+
+def _patterns(patterns):
+  if patterns is None:
+    return None
+  if isinstance(patterns, (str, os.PathLike)):
+    patterns = [patterns]
+  return [os.fspath(p) for p in patterns]
+
+
+def _evaluate_split(predictor, clip_set, thresholds, label_map, directory,
+                    name):
+  scores = predictor(clip_set)
+  summary, per_class = metrics_lib.evaluate(clip_set.labels, scores,
+                                            thresholds)
+  model_dir_lib.write_per_class_csv(
+      os.path.join(directory, f'{name}_per_class.csv'), label_map, per_class)
+  return summary, scores
+
+
+def train(label_map: str,
+          model_dir: str,
+          train_records=None,
+          eval_records=None,
+          validation_split: float = 0.1,
+          test_split: float = 0.0,
+          split_seed: int = 0,
+          head: str = 'attention',
+          head_options: Optional[Dict[str, Any]] = None,
+          options: Optional[training.TrainOptions] = None,
+          pca_params: Optional[str] = None,
+          finetune: bool = False,
+          checkpoint: Optional[str] = None,
+          train_csv: Optional[str] = None,
+          eval_csv: Optional[str] = None,
+          audio_dir: Optional[str] = None,
+          freeze: str = 'conv',
+          spec_augment: bool = False,
+          short_clip_policy: str = 'pad',
+          example_hop_seconds: float = DEFAULT_PARAMS.example_hop_seconds,
+          ) -> Dict[str, Any]:
+  """Trains a head on embedding records, or fine-tunes VGGish on audio.
+
+  Args:
+    label_map: path of the `index,mid,display_name` CSV.
+    model_dir: output directory (created; existing files are overwritten).
+    train_records: TFRecord glob(s) of embeddings (heads).
+    eval_records: validation TFRecords; None uses `validation_split`.
+    validation_split: fraction of the training clips held out for
+      validation (by a hash of the clip id) when no eval data are given.
+    test_split: fraction held out as a test set, never trained or validated
+      on, evaluated at the end into metrics.json.
+    split_seed: seed of the hashed splits.
+    head: 'mean_mlp' or 'attention'.
+    head_options: overrides of `classifier.heads.HEAD_DEFAULTS[head]`.
+    options: loop hyperparameters; None uses the defaults of the mode.
+    pca_params: the PCA file that made uint8 records; copied into the model
+      directory so prediction can reproduce the embeddings.
+    finetune: train VGGish and the head from audio.
+    checkpoint: VGGish weights to fine-tune from.
+    train_csv, eval_csv: Freesound-style `fname,labels` CSVs (fine-tuning).
+    audio_dir: directory of the CSVs' audio files (None: each CSV's own).
+    freeze: the frozen part of VGGish when fine-tuning (see
+      `classifier.finetune`).
+    spec_augment: SpecAugment-style masking when fine-tuning.
+    short_clip_policy: for fine-tuning audio shorter than one example: 'pad',
+      'repeat' or 'drop'.
+    example_hop_seconds: frontend hop for fine-tuning.
+
+  Returns:
+    The metrics dict written to metrics.json.
+
+  Raises:
+    ValueError: inconsistent or missing arguments or data.
+  """
+  start = time.monotonic()
+  if finetune:
+    if not train_csv:
+      raise ValueError('--finetune needs --train_csv (and --audio_dir unless '
+                       'the audio sits beside the CSV)')
+    if train_records or eval_records:
+      raise ValueError('--finetune trains from audio (--train_csv); records '
+                       'are for training heads')
+    defaults = FINETUNE_TRAINING_DEFAULTS
+  else:
+    if not train_records:
+      raise ValueError('give --train_records (or --finetune with audio)')
+    if train_csv or eval_csv:
+      raise ValueError('--train_csv/--eval_csv are for --finetune')
+    defaults = HEAD_TRAINING_DEFAULTS
+  if options is None:
+    options = training.TrainOptions(**defaults)
+  labels = labels_lib.load_label_map(label_map)
+  os.makedirs(model_dir, exist_ok=True)
+  params = dataclasses.replace(DEFAULT_PARAMS,
+                               example_hop_seconds=example_hop_seconds,
+                               short_clip_policy=short_clip_policy)
+
+  config = {
+      'format_version': model_dir_lib.FORMAT_VERSION,
+      'head': head,
+      'num_classes': len(labels),
+      'split': {'validation_fraction': None if (eval_records or eval_csv) else
+                validation_split, 'test_fraction': test_split,
+                'seed': split_seed},
+      'training': dataclasses.asdict(options),
+      'train_records': _patterns(train_records),
+      'eval_records': _patterns(eval_records),
+      'train_csv': train_csv, 'eval_csv': eval_csv, 'audio_dir': audio_dir,
+  }
+  if finetune:
+    clips = data_lib.load_audio(
+        *data_lib.read_audio_csv(train_csv, audio_dir, labels), labels,
+        params)
+    val_set = None
+    if eval_csv:
+      val_set = data_lib.load_audio(
+          *data_lib.read_audio_csv(eval_csv, audio_dir, labels), labels,
+          params)
+    config.update(input=model_dir_lib.INPUT_EXAMPLES, embedding_format=None,
+                  example_hop_seconds=params.example_hop_seconds,
+                  short_clip_policy=params.short_clip_policy, pca_params=None,
+                  finetune={'checkpoint': str(checkpoint), 'freeze': freeze,
+                            'spec_augment': spec_augment})
+  else:
+    clips, info = data_lib.load_records(train_records, labels)
+    val_set = None
+    if eval_records:
+      val_set, val_info = data_lib.load_records(
+          eval_records, labels, embedding_format=info.embedding_format)
+      if val_info != info:
+        raise ValueError(f'training records are {info} but validation '
+                         f'records are {val_info}')
+    config.update(input=model_dir_lib.INPUT_EMBEDDINGS,
+                  embedding_format=info.embedding_format,
+                  example_hop_seconds=info.example_hop_seconds,
+                  short_clip_policy=short_clip_policy, pca_params=None)
+    if pca_params:
+      if info.embedding_format != 'uint8':
+        raise ValueError('--pca_params is for uint8 (postprocessed) records; '
+                         'these records hold raw float32 embeddings')
+      shutil.copyfile(pca_params,
+                      os.path.join(model_dir, model_dir_lib.PCA_FILE))
+      config['pca_params'] = model_dir_lib.PCA_FILE
+    elif info.embedding_format == 'uint8':
+      logging.warning(
+          'uint8 (PCA) records without --pca_params: prediction from audio '
+          'will need --pca_params (or the workspace default)')
+
+  train_set, split_val, test_set = _split(
+      clips, validation_split, test_split, split_seed,
+      have_eval_data=val_set is not None)
+  if val_set is None:
+    val_set = split_val
+  if val_set is None:
+    raise ValueError('no validation clips: pass eval data or a larger '
+                     '--validation_split')
+  logging.info('clips: %d train, %d validation, %d test', len(train_set),
+               len(val_set), 0 if test_set is None else len(test_set))
+
+  import keras  # Slow to import; the checks above fail fast without it.
+  from classifier import finetune as finetune_lib
+  from classifier import heads
+
+  keras.utils.set_random_seed(options.seed)
+  if finetune:
+    model, backbone = finetune_lib.build_model(
+        len(labels), checkpoint, head=head, freeze=freeze,
+        spec_augment=spec_augment, seed=options.seed,
+        head_options=head_options, params=params)
+    backbone_variables = backbone.trainable_variables
+  else:
+    stats = data_lib.feature_statistics(train_set)
+    model = heads.build_head(len(labels), head,
+                             embedding_size=params.embedding_size,
+                             feature_mean=stats['mean'],
+                             feature_std=stats['std'],
+                             **(head_options or {}))
+    backbone_variables = ()
+  config['head_options'] = heads.head_options(head, **(head_options or {}))
+  config['num_parameters'] = int(model.count_params())
+
+  result = training.fit(
+      model, train_set, val_set, config['input'], options,
+      backbone_variables=backbone_variables,
+      log_dir=os.path.join(model_dir, model_dir_lib.LOG_DIR))
+
+  # Thresholds come from validation data only; the test figures use them
+  # unchanged, so test F1 is an honest estimate.
+  predictor = training.Predictor(model, config['input'],
+                                 options.eval_examples_per_batch)
+  val_scores = predictor(val_set)
+  thresholds = metrics_lib.tune_thresholds(val_set.labels, val_scores)
+  val_summary, _ = _evaluate_split(predictor, val_set, thresholds, labels,
+                                   model_dir, 'validation')
+  metrics = {
+      'best_epoch': result.best_epoch,
+      'epochs_run': len(result.history),
+      'stopped_early': result.stopped_early,
+      'train_seconds': result.seconds,
+      'total_seconds': None,
+      'num_train_clips': len(train_set),
+      'num_validation_clips': len(val_set),
+      'num_test_clips': 0 if test_set is None else len(test_set),
+      # F1 here uses thresholds tuned on these same clips: optimistic.
+      'validation': val_summary,
+  }
+  if test_set is not None:
+    metrics['test'], _ = _evaluate_split(predictor, test_set, thresholds,
+                                         labels, model_dir, 'test')
+
+  model.save(os.path.join(model_dir, model_dir_lib.MODEL_FILE))
+  labels_lib.save_label_map(labels,
+                            os.path.join(model_dir, model_dir_lib.LABELS_FILE))
+  model_dir_lib.write_json(
+      os.path.join(model_dir, model_dir_lib.THRESHOLDS_FILE),
+      thresholds.to_json())
+  model_dir_lib.write_json(
+      os.path.join(model_dir, model_dir_lib.HISTORY_FILE), result.history)
+  model_dir_lib.write_json(
+      os.path.join(model_dir, model_dir_lib.CONFIG_FILE), config)
+  metrics['total_seconds'] = time.monotonic() - start
+  model_dir_lib.write_json(
+      os.path.join(model_dir, model_dir_lib.METRICS_FILE), metrics)
+  logging.info('saved the best model (epoch %d, validation mAP %.4f) to %s',
+               result.best_epoch, result.best_val_map, model_dir)
+  return metrics
+
+
+# ---------------------------------------------------------------- the CLI
+
+def _define_flags():
+  from absl import flags
+  from classifier import finetune as finetune_lib
+  from classifier import heads
+
+  flags.DEFINE_multi_string('train_records', None,
+                            'TFRecord glob(s) of training embeddings.')
+  flags.DEFINE_multi_string('eval_records', None,
+                            'TFRecord glob(s) of validation embeddings.')
+  flags.DEFINE_float('validation_split', 0.1,
+                     'Fraction of training clips held out for validation '
+                     '(by id hash) when no eval data are given.')
+  flags.DEFINE_float('test_split', 0.0,
+                     'Fraction of training clips held out as a test set.')
+  flags.DEFINE_integer('split_seed', 0, 'Seed of the hashed splits.')
+  flags.DEFINE_string('label_map', None,
+                      'index,mid,display_name CSV (AudioSet '
+                      'class_labels_indices.csv format).')
+  flags.DEFINE_string('model_dir', None, 'Output directory.')
+  flags.DEFINE_enum('head', 'attention', list(heads.HEADS),
+                    'Classifier head.')
+  flags.DEFINE_integer('epochs', None, 'Most epochs (default: 12 for heads, '
+                       '10 when fine-tuning).')
+  flags.DEFINE_integer('batch_size', None,
+                       'Clips per step (default: 128, fine-tuning 32).')
+  flags.DEFINE_float('learning_rate', None, 'Peak learning rate (1e-3).')
+  flags.DEFINE_float('backbone_learning_rate', None,
+                     'Peak learning rate of VGGish when fine-tuning (1e-4).')
+  flags.DEFINE_float('warmup_epochs', 0.0, 'Epochs of linear warm-up.')
+  flags.DEFINE_float('label_smoothing', 0.0, 'Label smoothing.')
+  flags.DEFINE_float('mixup_alpha', 0.0, 'Mixup Beta(alpha, alpha); 0: off.')
+  flags.DEFINE_enum('class_weighting', 'none', list(training.CLASS_WEIGHTINGS),
+                    'Weighting of positive labels by class frequency.')
+  flags.DEFINE_bool('balanced_sampling', False,
+                    'Sample clips by the rarity of their classes.')
+  flags.DEFINE_integer('patience', 4, 'Early-stopping patience in epochs.')
+  flags.DEFINE_integer('max_examples', None,
+                       'Cut longer training clips to a random window of this '
+                       'many examples (fine-tuning default 10).')
+  flags.DEFINE_integer('seed', 0, 'Training seed.')
+  flags.DEFINE_integer('hidden_units', None, 'Clip-level MLP width.')
+  flags.DEFINE_integer('num_layers', None, 'Clip-level MLP layers.')
+  flags.DEFINE_float('dropout', None, 'Dropout after hidden layers.')
+  flags.DEFINE_float('input_dropout', None, 'Dropout on the embeddings.')
+  flags.DEFINE_integer('example_units', None,
+                       'Per-example MLP width (attention head).')
+  flags.DEFINE_integer('example_layers', None,
+                       'Per-example MLP layers (attention head).')
+  flags.DEFINE_integer('attention_heads', None,
+                       'Attention heads (attention head).')
+  flags.DEFINE_string('pca_params', None,
+                      'PCA parameters that made uint8 records; copied into '
+                      'the model directory for prediction.')
+  flags.DEFINE_bool('finetune', False,
+                    'Train VGGish and the head end to end from audio.')
+  flags.DEFINE_string('checkpoint', None,
+                      'VGGish checkpoint to fine-tune (default: the '
+                      'workspace\'s vggish_model.ckpt).')
+  flags.DEFINE_string('train_csv', None, 'fname,labels CSV (fine-tuning).')
+  flags.DEFINE_string('eval_csv', None,
+                      'fname,labels CSV of validation audio.')
+  flags.DEFINE_string('audio_dir', None, 'Directory of the CSVs\' audio.')
+  flags.DEFINE_enum('freeze', 'conv', list(finetune_lib.FREEZE_CHOICES),
+                    'Frozen part of VGGish when fine-tuning.')
+  flags.DEFINE_bool('spec_augment', False,
+                    'SpecAugment-style masking when fine-tuning.')
+  flags.DEFINE_enum('short_clip_policy', 'pad', ['drop', 'pad', 'repeat'],
+                    'Audio shorter than one example (fine-tuning).')
+  flags.DEFINE_bool('progress', True, 'Show a progress bar per epoch.')
+  flags.mark_flags_as_required(['label_map', 'model_dir'])
+
+
+def main(argv):
+  from absl import flags
+  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
+  if len(argv) > 1:
+    raise ValueError(f'unexpected arguments: {argv[1:]}')
+  defaults = (FINETUNE_TRAINING_DEFAULTS if FLAGS.finetune else
+              HEAD_TRAINING_DEFAULTS)
+  loop = dict(defaults)
+  for key in ('epochs', 'batch_size', 'learning_rate',
+              'backbone_learning_rate', 'max_examples'):
+    if getattr(FLAGS, key) is not None:
+      loop[key] = getattr(FLAGS, key)
+  options = training.TrainOptions(
+      warmup_epochs=FLAGS.warmup_epochs,
+      label_smoothing=FLAGS.label_smoothing, mixup_alpha=FLAGS.mixup_alpha,
+      class_weighting=FLAGS.class_weighting,
+      balanced_sampling=FLAGS.balanced_sampling, patience=FLAGS.patience,
+      seed=FLAGS.seed, verbose=FLAGS.progress, **loop)
+  head_options = {key: getattr(FLAGS, key) for key in (
+      'hidden_units', 'num_layers', 'dropout', 'input_dropout')}
+  if FLAGS.head == 'attention':
+    head_options.update({key: getattr(FLAGS, key) for key in (
+        'example_units', 'example_layers', 'attention_heads')})
+  checkpoint = FLAGS.checkpoint
+  if FLAGS.finetune and checkpoint is None:
+    from vggish import workspace
+    checkpoint = workspace.require_model_file(None, workspace.CHECKPOINT_NAME)
+  metrics = train(
+      label_map=FLAGS.label_map, model_dir=FLAGS.model_dir,
+      train_records=FLAGS.train_records, eval_records=FLAGS.eval_records,
+      validation_split=FLAGS.validation_split, test_split=FLAGS.test_split,
+      split_seed=FLAGS.split_seed, head=FLAGS.head,
+      head_options={k: v for k, v in head_options.items() if v is not None},
+      options=options, pca_params=FLAGS.pca_params, finetune=FLAGS.finetune,
+      checkpoint=checkpoint, train_csv=FLAGS.train_csv,
+      eval_csv=FLAGS.eval_csv, audio_dir=FLAGS.audio_dir, freeze=FLAGS.freeze,
+      spec_augment=FLAGS.spec_augment,
+      short_clip_policy=FLAGS.short_clip_policy)
+  print(f'best epoch {metrics["best_epoch"]} of {metrics["epochs_run"]}, '
+        f'training {metrics["train_seconds"]:.0f} s, total '
+        f'{metrics["total_seconds"]:.0f} s')
+  for split in ('validation', 'test'):
+    if split in metrics:
+      m = metrics[split]
+      print(f'{split}: mAP {m["mAP"]:.4f}  lwlrap {m["lwlrap"]:.4f}  '
+            f'AUC {m["AUC"]:.4f}  d_prime {m["d_prime"]:.3f}  '
+            f'micro_f1 {m["micro_f1"]:.4f}  macro_f1 {m["macro_f1"]:.4f}  '
+            f'({m["num_clips"]} clips)')
+  print(f'model directory: {FLAGS.model_dir}')
+
+
+if __name__ == '__main__':
+  from absl import app
+  _define_flags()
+  app.run(main)
