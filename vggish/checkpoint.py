@@ -157,8 +157,10 @@ def validate_slim_variables(
     source: how to name the checkpoint in the error message.
 
   Raises:
-    CheckpointError: listing every missing, unexpected (inside `vggish/`),
-      mis-shaped or non-float variable at once, so one fix-and-retry suffices.
+    CheckpointError: listing every missing, mis-shaped or non-float variable
+      at once, so one fix-and-retry suffices. Extra variables are never an
+      error: outside `vggish/` (or optimizer slots of a known variable) they
+      are ignored silently, other extras inside `vggish/` with a warning.
   """
   problems = []
   for name, expected in SLIM_VARIABLES.items():
@@ -172,6 +174,7 @@ def validate_slim_variables(
     if dtype_map is not None and not dtype_map[name].is_floating:
       problems.append(f'wrong dtype: {name} expected float32, got '
                       f'{dtype_map[name].name}')
+  extras = []
   for name in sorted(shape_map):
     if name in SLIM_VARIABLES:
       continue
@@ -179,12 +182,21 @@ def validate_slim_variables(
       logging.debug('Ignoring checkpoint variable %s (not a VGGish weight).',
                     name)
     else:
-      problems.append(f'unexpected: {name} (shape '
-                      f'{[int(d) for d in shape_map[name]]})')
+      extras.append(f'{name} (shape {[int(d) for d in shape_map[name]]})')
   if problems:
-    raise CheckpointError(
-        f'{source} does not hold the VGGish variables ({len(problems)} '
-        f'problem(s)):\n  ' + '\n  '.join(problems))
+    message = (f'{source} does not hold the VGGish variables ({len(problems)} '
+               f'problem(s)):\n  ' + '\n  '.join(problems))
+    if extras:
+      message += ('\nIt also holds variables VGGish does not use:\n  ' +
+                  '\n  '.join(extras))
+    raise CheckpointError(message)
+  if extras:
+    # Every VGGish weight is present with its shape, so loading is exact; the
+    # extras (e.g. a layer trained on top inside the same scope) are ignored,
+    # loudly, in case the checkpoint is of a different architecture.
+    logging.warning(
+        '%s holds %d variable(s) inside %r that VGGish does not use; they are '
+        'ignored: %s', source, len(extras), SCOPE, ', '.join(extras))
 
 
 def _open_reader(path: str):
