@@ -11,6 +11,7 @@ few long clips do not inflate every batch.
 
 import dataclasses
 import hashlib
+import os
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -289,8 +290,12 @@ def audio_to_examples(path, params: Params = DEFAULT_PARAMS) -> np.ndarray:
 
 def load_audio(ids: Sequence[str], paths: Sequence[str], label_lists,
                label_map: labels_lib.LabelMap,
-               params: Params = DEFAULT_PARAMS) -> ClipSet:
+               params: Params = DEFAULT_PARAMS,
+               failures: Optional[List[Tuple[str, str]]] = None) -> ClipSet:
   """Computes the log-mel examples of audio files once, into memory.
+
+  An unreadable file does not stop training: it is left out with a warning
+  naming it and the reason (and appended to `failures`).
 
   Args:
     ids: clip ids.
@@ -298,16 +303,34 @@ def load_audio(ids: Sequence[str], paths: Sequence[str], label_lists,
     label_lists: class indices per file.
     label_map: the classes.
     params: frontend hyperparameters (hop, short-clip policy).
+    failures: optional list that receives (path, reason) per skipped file.
 
   Returns:
-    A ClipSet of float32 [*, 96, 64] examples.
+    A ClipSet of float32 [*, 96, 64] examples of the readable files.
 
   Raises:
-    vggish.audio_io.AudioReadError: an unreadable file (a ValueError).
+    ValueError: no file could be read.
   """
-  clips = [audio_to_examples(path, params) for path in paths]
+  kept_ids, clips, kept_labels, skipped = [], [], [], []
+  for clip_id, path, clip_labels in zip(ids, paths, label_lists):
+    try:
+      clips.append(audio_to_examples(path, params))
+    except audio_io.AudioReadError as e:
+      logging.warning('skipping %s: %s', path, e)
+      skipped.append((os.fspath(path), str(e)))
+      continue
+    kept_ids.append(clip_id)
+    kept_labels.append(clip_labels)
+  if failures is not None:
+    failures.extend(skipped)
+  if not clips:
+    raise ValueError(f'none of the {len(skipped)} audio files could be read '
+                     f'(first: {skipped[0][1] if skipped else "no files"})')
+  if skipped:
+    logging.warning('%d of %d audio files could not be read and are left out',
+                    len(skipped), len(skipped) + len(clips))
   shape = (params.example_window_length, params.num_mel_bins)
-  clip_set = from_clips(list(ids), clips, label_lists, label_map, shape)
+  clip_set = from_clips(kept_ids, clips, kept_labels, label_map, shape)
   empty = int(np.sum(clip_set.num_examples == 0))
   if empty:
     logging.warning('%d of %d clips are shorter than one example (%.3f s) '

@@ -148,6 +148,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from absl import app
-  _define_flags()
-  app.run(main)
+  from classifier import cli
+  cli.run(main, _define_flags)

@@ -29,6 +29,8 @@ All custom layers are registered with Keras, so saved `.keras` models reload
 with plain `keras.models.load_model` once this module is imported.
 """
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -125,7 +127,11 @@ class AttentionPooling(keras.layers.Layer):
   def call(self, inputs, example_mask):
     mask = _expand_mask(example_mask, inputs.dtype)  # [b, t, 1]
     logits = self.scores(inputs) + (1.0 - mask) * _NEG_INF  # [b, t, heads]
-    weights = ops.softmax(logits, axis=1)  # [b, t, heads]
+    with warnings.catch_warnings():
+      # A clip of one example (t == 1) is legitimate: its weight is 1. Keras
+      # warns about any softmax over an axis of size 1.
+      warnings.filterwarnings('ignore', message='You are using a softmax')
+      weights = ops.softmax(logits, axis=1)  # [b, t, heads]
     features = inputs.shape[-1]
     batch, time = ops.shape(inputs)[0], ops.shape(inputs)[1]
     sliced = ops.reshape(

@@ -223,11 +223,11 @@ def main(argv):
       print(f'{row["fname"]}: {row[TOP_LABELS]}')
     print(f'wrote {len(rows)} rows to {FLAGS.output}')
   for path, message in failures:
-    logging.error('failed: %s: %s', path, message)
+    # Audio errors already name the file.
+    logging.error('failed: %s', message if path in message else f'{path}: {message}')
   return 1 if failures else 0
 
 
 if __name__ == '__main__':
-  from absl import app
-  _define_flags()
-  app.run(main)
+  from classifier import cli
+  cli.run(main, _define_flags)

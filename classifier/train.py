@@ -23,6 +23,7 @@ the validation mAP stops improving; the model directory gets the best model
 and everything listed in `classifier.model_dir`.
 """
 
+import csv
 import dataclasses
 import logging
 import os
@@ -77,6 +78,19 @@ def _evaluate_split(predictor, clip_set, thresholds, label_map, directory,
   model_dir_lib.write_per_class_csv(
       os.path.join(directory, f'{name}_per_class.csv'), label_map, per_class)
   return summary, scores
+
+
+SKIPPED_AUDIO_CSV = 'skipped_audio.csv'
+
+
+def _write_skipped(path, skipped):
+  """Lists the unreadable audio files that training left out: path, reason."""
+  with open(path, 'w', newline='', encoding='utf-8') as f:
+    writer = csv.writer(f)
+    writer.writerow(['path', 'error'])
+    writer.writerows(skipped)
+  logging.warning('%d unreadable audio file(s) left out; listed in %s',
+                  len(skipped), path)
 
 
 def train(label_map: str,
@@ -170,14 +184,18 @@ def train(label_map: str,
       'train_csv': train_csv, 'eval_csv': eval_csv, 'audio_dir': audio_dir,
   }
   if finetune:
+    skipped = []
     clips = data_lib.load_audio(
         *data_lib.read_audio_csv(train_csv, audio_dir, labels), labels,
-        params)
+        params, failures=skipped)
     val_set = None
     if eval_csv:
       val_set = data_lib.load_audio(
           *data_lib.read_audio_csv(eval_csv, audio_dir, labels), labels,
-          params)
+          params, failures=skipped)
+    config['skipped_audio'] = len(skipped)
+    if skipped:
+      _write_skipped(os.path.join(model_dir, SKIPPED_AUDIO_CSV), skipped)
     config.update(input=model_dir_lib.INPUT_EXAMPLES, embedding_format=None,
                   example_hop_seconds=params.example_hop_seconds,
                   short_clip_policy=params.short_clip_policy, pca_params=None,
@@ -414,6 +432,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from absl import app
-  _define_flags()
-  app.run(main)
+  from classifier import cli
+  cli.run(main, _define_flags)

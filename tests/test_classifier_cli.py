@@ -170,3 +170,34 @@ def test_predict_without_pca_params_says_what_is_missing(
   monkeypatch.setenv('VGGISH_CHECKPOINT_DIR', str(tmp_path / 'empty'))
   with pytest.raises(FileNotFoundError, match='vggish_pca_params.npz'):
     predict.predict(out, [str(next(extracted_corpus['audio'].glob('*.wav')))])
+
+
+@pytest.mark.parametrize('module, args, message', [
+    ('classifier.train', ['--train_records=/nonexistent/*.tfrecord',
+                          '--label_map=/nonexistent/labels.csv',
+                          '--model_dir=/tmp/unused'], 'error: '),
+    ('classifier.evaluate', ['--model_dir=/nonexistent/model',
+                             '--records=/nonexistent/*.tfrecord'],
+     'is not a model directory'),
+    ('classifier.predict', ['--model_dir=/nonexistent/model'],
+     'give audio files to score'),
+])
+def test_user_mistakes_are_one_line_with_status_2(module, args, message):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  result = subprocess.run([sys.executable, '-m', module, *args], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+  assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
+
+
+def test_exit_on_user_error_passes_bugs_through():
+  from classifier import cli  # pylint: disable=import-outside-toplevel
+
+  def bug(argv):
+    raise KeyError(argv)
+
+  with pytest.raises(KeyError):
+    cli.exit_on_user_error(bug)(['prog'])
+  assert cli.exit_on_user_error(lambda argv: 0)(['prog']) == 0
