@@ -152,3 +152,22 @@ def test_real_audioset_records_load():
   # Dequantized bytes lie on the grid q * 4/255 - 2.
   q = (clip_set.values + 2.0) * (255.0 / 4.0)
   np.testing.assert_allclose(q, np.round(q), atol=1e-3)
+
+
+def test_load_audio_leaves_out_unreadable_files(tmp_path):
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+  label_map = labels_lib.LabelMap(mids=('', ''), display_names=('a', 'b'))
+  t = np.arange(24000) / 16000.0
+  sf.write(tmp_path / 'good.wav', 0.5 * np.sin(2 * np.pi * 440 * t), 16000)
+  (tmp_path / 'bad.wav').write_bytes(b'RIFF0000WAVEnot audio')
+  failures = []
+  clip_set = data.load_audio(
+      ['good', 'bad'], [tmp_path / 'good.wav', tmp_path / 'bad.wav'],
+      [[0], [1]], label_map, failures=failures)
+  assert list(clip_set.ids) == ['good']
+  assert clip_set.labels.tolist() == [[1.0, 0.0]]
+  assert clip_set.num_examples.tolist() == [1]
+  assert [path for path, _ in failures] == [str(tmp_path / 'bad.wav')]
+  assert 'cannot be read as audio' in failures[0][1]
+  with pytest.raises(ValueError, match='none of the 1 audio files'):
+    data.load_audio(['bad'], [tmp_path / 'bad.wav'], [[1]], label_map)
