@@ -185,8 +185,10 @@ out = model.signatures['embed_waveform'](waveform=tf.constant(inputs['waveform']
                                          lengths=tf.constant(inputs['lengths']))
 np.savez('outputs.npz', **{{k: v.numpy() for k, v in out.items()}})
 project = sorted(m for m in sys.modules if m.split('.')[0] in ('vggish', 'tools', 'classifier'))
+import os
+# Exact entries: a virtualenv inside the clone (CI's .venv) is not the repo.
 print(json.dumps({{'project_modules': project, 'repo_on_path': any(
-    p and {str(REPO_ROOT)!r} in p for p in sys.path)}}))
+    p and os.path.realpath(p) == {str(REPO_ROOT.resolve())!r} for p in sys.path)}}))
 """
   env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
   # -I: isolated mode, neither the working directory nor PYTHONPATH is on sys.path.
@@ -381,6 +383,37 @@ def test_compare_measures():
   assert 'bytes_exact' not in export.compare(reference, candidate)
 
 
+def test_round_to_int8_is_per_output_channel_within_half_a_step():
+  rng = np.random.RandomState(0)
+  weights = rng.standard_normal((3, 3, 4, 5)).astype(np.float32) * np.arange(1, 6)
+  weights[..., 4] = 0.0  # An all-zero channel must stay zero, not divide by zero.
+  rounded = export.round_to_int8(weights)
+  step = np.abs(weights).reshape(-1, 5).max(axis=0) / 127.0
+  assert np.all(np.abs(rounded - weights) <= 0.5 * step + 1e-7)
+  assert np.all(rounded[..., 4] == 0.0)
+  levels = rounded[..., :4] / step[:4]
+  np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)  # On the int8 grid.
+
+
+def test_weight_rounding_study_measures_and_restores(recipe_model, golden, reference):
+  examples = golden['examples']
+  before = reference['embeddings']
+  processor = reference['processor']
+  rows = export.weight_rounding_study(
+      recipe_model, examples, processor, {'none': [], 'fc2': ['fc2'], 'all': ['conv1', 'fc2']},
+      'golden')
+  none, fc2, both = rows
+  assert none.model == 'int8 weights: none' and none.inputs == 'golden'
+  assert none.max_relative_error == 0.0 and none.bytes_exact == 1.0
+  assert 0.0 < fc2.max_relative_error < 0.05 and fc2.bytes_within_1 < 1.0
+  assert both.max_relative_error > 0.0
+  np.testing.assert_array_equal(recipe_model(examples, training=False).numpy(), before)
+  assert set(export.weight_rounding_sets(recipe_model)['all']) == {
+      'conv1', 'conv2', 'conv3_1', 'conv3_2', 'conv4_1', 'conv4_2', 'fc1_1', 'fc1_2', 'fc2'}
+  with pytest.raises(ValueError, match='no layers'):
+    export.weight_rounding_study(recipe_model, examples, processor, {'x': ['pool1']})
+
+
 @pytest.mark.slow
 def test_report_runs_on_the_golden_inputs(recipe_checkpoint, recipe_pca_params_path, tmp_path):
   report = export.run_report(recipe_checkpoint, recipe_pca_params_path, tmp_path,
@@ -395,6 +428,7 @@ def test_report_runs_on_the_golden_inputs(recipe_checkpoint, recipe_pca_params_p
   assert rows[('saved_model', 'embed_waveform', 'generated')].bytes_within_1 == 1.0
   assert {(s.model, s.signature) for s in report.speed} == {
       (m, s) for m in ('keras', 'saved_model') for s in export.SIGNATURES}
+  assert {s.batch for s in report.speed} == {'32 examples', '1 example', '4 x 5 s waveforms'}
   assert all(s.seconds_per_call > 0 for s in report.speed)
   assert 'saved_model' in report.table() and 'load before' in report.table()
   assert json.loads(report.to_json())['fidelity'][0]['model'] == 'keras'

@@ -1,7 +1,8 @@
 r"""Fidelity and speed of the exports against the Keras float32 model, in one run.
 
   python -m tools.export_report [--checkpoint PATH] [--pca_params PATH] \
-      [--num_threads N] [--rounds 7] [--output_json report.json] [--work_dir DIR]
+      [--num_threads N] [--rounds 7] [--output_json report.json] [--work_dir DIR] \
+      [--weight_rounding]
 
 Exports a SavedModel, a float32 .tflite and a dynamic-range quantized .tflite
 (into --work_dir, or a temporary folder), reloads them and prints two tables:
@@ -10,7 +11,11 @@ Exports a SavedModel, a float32 .tflite and a dynamic-range quantized .tflite
   embeddings, and agreement of the postprocessed bytes (exact and within +-1)
   with `vggish.postprocess` of the Keras embeddings (needs PCA parameters);
 - speed: median time per call of each model and signature on the same inputs,
-  TensorFlow and TFLite both limited to --num_threads, and the ratio to Keras.
+  TensorFlow and TFLite both limited to --num_threads, and the ratio to Keras
+  (a batch of 32 examples, one example, and 4 x 5 s waveforms).
+With --weight_rounding, the fidelity table also gets rows for the Keras model
+with int8-rounded kernels (each layer alone, then groups) and float32
+activations: what int8 weights alone cost, which bounds any dynamic-range model.
 The machine's load average (`uptime`) is printed before and after: timings on
 a shared machine are only comparable within one run.
 
@@ -44,6 +49,11 @@ _WORK_DIR = flags.DEFINE_string(
 _MODELS = flags.DEFINE_list(
     'models', ['saved_model', 'tflite', 'tflite_dynamic'], 'Exports to measure.')
 
+_WEIGHT_ROUNDING = flags.DEFINE_bool(
+    'weight_rounding', False, 'Also measure the Keras model with int8-rounded '
+    'kernels (each layer alone, then groups), activations in float32: what '
+    'int8 weights alone cost the bytes.')
+
 _GOLDEN_DIR = pathlib.Path(__file__).resolve().parent.parent / 'tests' / 'golden'
 
 
@@ -71,7 +81,8 @@ def main(argv):
     try:
       report = export.run_report(checkpoint, pca_params, _WORK_DIR.value or tmp,
                                  golden_dir=golden_dir, num_threads=threads,
-                                 rounds=_ROUNDS.value, models=_MODELS.value)
+                                 rounds=_ROUNDS.value, models=_MODELS.value,
+                                 weight_rounding=_WEIGHT_ROUNDING.value)
     except (ValueError, OSError) as e:
       print(f'error: {" ".join(str(e).split())}', file=sys.stderr)
       return 2

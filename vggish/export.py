@@ -565,6 +565,69 @@ def compare(reference: np.ndarray, candidate: np.ndarray,
   return result
 
 
+def round_to_int8(weights: np.ndarray) -> np.ndarray:
+  """Symmetric per-output-channel int8 rounding of a kernel (last axis = output),
+  as dynamic-range quantization stores it, returned dequantized (float32)."""
+  scale = np.abs(weights).reshape(-1, weights.shape[-1]).max(axis=0) / 127.0
+  scale = np.where(scale > 0, scale, 1.0)
+  return (np.round(weights / scale) * scale).astype(np.float32)
+
+
+def weight_rounding_sets(model) -> Dict[str, List[str]]:
+  """Each layer with a kernel alone, then all convs, all dense layers, all."""
+  names = [layer.name for layer in model.layers
+           if getattr(layer, 'kernel', None) is not None]
+  sets = {name: [name] for name in names}
+  sets['all conv'] = [n for n in names if n.startswith('conv')]
+  sets['all fc'] = [n for n in names if n.startswith('fc')]
+  sets['all'] = names
+  return sets
+
+
+def weight_rounding_study(model, examples: np.ndarray,
+                          processor: 'postprocess.Postprocessor',
+                          layer_sets: Mapping[str, Sequence[str]],
+                          inputs_name: str = 'examples') -> List[Fidelity]:
+  """What int8 weights alone cost: kernels rounded, everything else float32.
+
+  Runs the Keras model with the kernels of each set of layers rounded by
+  `round_to_int8` (activations, biases and other layers stay float32), the
+  best any dynamic-range quantized model of those layers can do, and compares
+  with the float model. The model's weights are restored afterwards.
+
+  Args:
+    model: a Keras VGGish.
+    examples: float32 [n, 96, 64].
+    processor: PCA postprocessor for the byte figures.
+    layer_sets: row name -> layer names whose kernels are rounded.
+    inputs_name: the `inputs` column of the rows.
+
+  Returns:
+    One `Fidelity` per layer set, model 'int8 weights: NAME'.
+  """
+  reference = model(examples, training=False).numpy()
+  reference_bytes = processor.postprocess(reference)
+  kernels = {layer.name: layer.kernel.numpy() for layer in model.layers
+             if getattr(layer, 'kernel', None) is not None}
+  rows = []
+  try:
+    for name, layers in layer_sets.items():
+      unknown = sorted(set(layers) - set(kernels))
+      if unknown:
+        raise ValueError(f'no layers {unknown} with a kernel; choose from {sorted(kernels)}')
+      for layer_name, kernel in kernels.items():
+        model.get_layer(layer_name).kernel.assign(
+            round_to_int8(kernel) if layer_name in layers else kernel)
+      candidate = model(examples, training=False).numpy()
+      rows.append(Fidelity(f'int8 weights: {name}', 'weights only', inputs_name,
+                           **compare(reference, candidate, reference_bytes,
+                                     processor.postprocess(candidate))))
+  finally:
+    for layer_name, kernel in kernels.items():
+      model.get_layer(layer_name).kernel.assign(kernel)
+  return rows
+
+
 @dataclasses.dataclass(frozen=True)
 class Speed:
   """Median time of one call on the same inputs as the Keras baseline.
@@ -610,14 +673,14 @@ class ExportReport:
     lines = [f'{key}: {value}' for key, value in self.setup.items()]
     lines += ['', 'Fidelity against Keras float32 (upstream float64 examples; '
               'bytes: float64 PCA of the Keras embeddings)']
-    header = (f'{"model":<16} {"signature":<15} {"inputs":<10} {"n":>4} '
+    header = (f'{"model":<24} {"signature":<15} {"inputs":<10} {"n":>4} '
               f'{"max rel err":>11} {"min cos":>9} {"bytes ==":>9} {"+-1":>8} {"max":>4}')
     lines += [header, '-' * len(header)]
     for f in self.fidelity:
       exact = '-' if f.bytes_exact is None else f'{100 * f.bytes_exact:.2f}%'
       within = '-' if f.bytes_within_1 is None else f'{100 * f.bytes_within_1:.2f}%'
       worst = '-' if f.max_byte_diff is None else str(f.max_byte_diff)
-      lines.append(f'{f.model:<16} {f.signature:<15} {f.inputs:<10} {f.num_examples:>4} '
+      lines.append(f'{f.model:<24} {f.signature:<15} {f.inputs:<10} {f.num_examples:>4} '
                    f'{f.max_relative_error:>11.2e} {f.min_cosine:>9.6f} {exact:>9} '
                    f'{within:>8} {worst:>4}')
     lines += ['', 'Speed (same inputs and threads; median of the rounds, and the '
@@ -704,7 +767,8 @@ def run_report(checkpoint: PathLike, pca_params: Optional[PathLike],
                work_dir: PathLike, golden_dir: Optional[PathLike] = None,
                num_threads: Optional[int] = None, rounds: int = 7,
                models: Sequence[str] = ('saved_model', 'tflite', 'tflite_dynamic'),
-               params: Params = DEFAULT_PARAMS) -> ExportReport:
+               params: Params = DEFAULT_PARAMS,
+               weight_rounding: bool = False) -> ExportReport:
   """Exports, reloads and measures each format against the Keras float32 model.
 
   Fidelity: reference embeddings are the Keras model's on upstream's float64
@@ -730,6 +794,9 @@ def run_report(checkpoint: PathLike, pca_params: Optional[PathLike],
     rounds: timed calls per model and input.
     models: which of 'saved_model', 'tflite', 'tflite_dynamic' to measure.
     params: hyperparameters.
+    weight_rounding: also add the rows of `weight_rounding_study` (each
+      layer's kernel alone rounded to int8, then groups of layers; needs PCA
+      parameters): what int8 weights cost before any activation is quantized.
 
   Returns:
     An `ExportReport`.
@@ -805,6 +872,9 @@ def run_report(checkpoint: PathLike, pca_params: Optional[PathLike],
           (SIGNATURE_WAVEFORM, _unpad(_to_numpy(run_waveform(batch, lengths)), counts))):
         fidelity.append(Fidelity(model=name, signature=signature, inputs=set_name, **compare(
             reference, outputs['embeddings'], reference_bytes, outputs.get('quantized'))))
+    if weight_rounding and processor is not None:
+      fidelity += weight_rounding_study(keras_model, flat, processor,
+                                        weight_rounding_sets(keras_model), set_name)
 
   # Speed: the same inputs for every model, timed in interleaved rounds so that
   # a change of machine load hits all of them alike.
@@ -817,6 +887,8 @@ def run_report(checkpoint: PathLike, pca_params: Optional[PathLike],
   for name, (run_waveform, run_examples) in candidates.items():
     jobs[(name, SIGNATURE_EXAMPLES)] = (lambda f=run_examples: f(speed_examples), 32,
                                         '32 examples')
+    jobs[(name, SIGNATURE_EXAMPLES, 1)] = (lambda f=run_examples: f(speed_examples[:1]), 1,
+                                           '1 example')
     jobs[(name, SIGNATURE_WAVEFORM)] = (
         lambda f=run_waveform: f(speed_waveform, speed_lengths), waveform_examples,
         '4 x 5 s waveforms')
@@ -829,15 +901,17 @@ def run_report(checkpoint: PathLike, pca_params: Optional[PathLike],
       _to_numpy(job())
       times[key].append(time.perf_counter() - start)
   speed = []
-  for (name, signature), (_, count, batch_name) in jobs.items():
-    seconds = statistics.median(times[(name, signature)])
-    baseline = statistics.median(times[('keras', signature)])
-    best = min(times[('keras', signature)]) / min(times[(name, signature)])
+  for key, (_, count, batch_name) in jobs.items():
+    name, signature = key[:2]
+    baseline_key = ('keras',) + key[1:]
+    seconds = statistics.median(times[key])
+    baseline = statistics.median(times[baseline_key])
+    best = min(times[baseline_key]) / min(times[key])
     speed.append(Speed(model=name, signature=signature, batch=batch_name,
                        num_examples=count, seconds_per_call=seconds,
                        examples_per_second=count / seconds, speedup=baseline / seconds,
                        best_speedup=best))
-  speed.sort(key=lambda s: (s.signature, s.model))
+  speed.sort(key=lambda s: (s.signature, s.num_examples, s.model))
   setup['load after'] = _load_average()
   return ExportReport(fidelity=fidelity, speed=speed, setup=setup)
 
