@@ -229,5 +229,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from classifier import cli
+  from vggish import cli
   cli.run(main, _define_flags)

@@ -6,8 +6,6 @@ golden examples.
 """
 
 import logging
-import os
-import shutil
 
 import numpy as np
 import pytest

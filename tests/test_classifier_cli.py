@@ -193,7 +193,7 @@ def test_user_mistakes_are_one_line_with_status_2(module, args, message):
 
 
 def test_exit_on_user_error_passes_bugs_through():
-  from classifier import cli  # pylint: disable=import-outside-toplevel
+  from vggish import cli  # pylint: disable=import-outside-toplevel
 
   def bug(argv):
     raise KeyError(argv)

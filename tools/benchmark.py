@@ -25,6 +25,7 @@ import tempfile
 from absl import app
 from absl import flags
 
+from vggish import cli
 from vggish import extractor
 
 _NUM_CLIPS = flags.DEFINE_integer('num_clips', 200, 'Clips at 44.1 kHz.', lower_bound=1)
@@ -69,8 +70,7 @@ def main(argv):
       with tempfile.TemporaryDirectory(prefix='vggish_benchmark_') as work_dir:
         result = benchmark.run_benchmark(work_dir, **kwargs)
   except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    return cli.report_error(e)
   print(result.report())
   return 0
 

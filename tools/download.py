@@ -10,11 +10,11 @@ Exit status: 0 on success; 2 (one line on stderr) when a file cannot be
 downloaded or fails verification.
 """
 
-import sys
 
 from absl import app
 from absl import flags
 
+from vggish import cli
 from vggish import download
 from vggish import workspace
 
@@ -40,8 +40,7 @@ def main(argv):
         dest_dir=_DEST.value, force=_FORCE.value, base_url=_BASE_URL.value,
         timeout=_TIMEOUT.value)
   except download.DownloadError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    return cli.report_error(e)
   for name, path in paths.items():
     print(f'{name}: {path}')
   return 0

@@ -24,6 +24,7 @@ import sys
 from absl import app
 from absl import flags
 
+from vggish import cli
 from vggish import workspace
 
 _OUTPUT = flags.DEFINE_string(
@@ -57,8 +58,7 @@ def main(argv):
     if _PCA_PARAMS.value is not None:
       pca_params = workspace.require_model_file(_PCA_PARAMS.value, workspace.PCA_PARAMS_NAME)
   except workspace.MissingModelFileError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    return cli.report_error(e)
   # Imported after the file checks: TensorFlow takes seconds to import.
   from vggish import export  # pylint: disable=g-import-not-at-top
   try:
@@ -66,8 +66,7 @@ def main(argv):
                          pca_params=pca_params, quantize=_QUANTIZE.value)
   except (ValueError, OSError) as e:
     # CheckpointError and ExportError are ValueErrors: unusable files or flags.
-    print(f'error: {" ".join(str(e).split())}', file=sys.stderr)
-    return 2
+    return cli.report_error(e)
   quantized = ', quantized' if pca_params is not None else ''
   print(f'wrote {path}')
   print(f'signatures: {export.SIGNATURE_WAVEFORM}(waveform, lengths) -> embeddings, '

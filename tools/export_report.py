@@ -24,12 +24,12 @@ Exit status: 0 done; 2 a model file is missing or unreadable (one line).
 
 import os
 import pathlib
-import sys
 import tempfile
 
 from absl import app
 from absl import flags
 
+from vggish import cli
 from vggish import workspace
 
 _CHECKPOINT = flags.DEFINE_string(
@@ -68,8 +68,7 @@ def main(argv):
     elif workspace.default_pca_params_path().exists():
       pca_params = workspace.default_pca_params_path()
   except workspace.MissingModelFileError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    return cli.report_error(e)
   threads = _NUM_THREADS.value or os.cpu_count() or 1
   # Thread counts only take effect before TensorFlow's runtime starts.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -84,8 +83,7 @@ def main(argv):
                                  rounds=_ROUNDS.value, models=_MODELS.value,
                                  weight_rounding=_WEIGHT_ROUNDING.value)
     except (ValueError, OSError) as e:
-      print(f'error: {" ".join(str(e).split())}', file=sys.stderr)
-      return 2
+      return cli.report_error(e)
   print(report.table())
   if _OUTPUT_JSON.value:
     pathlib.Path(_OUTPUT_JSON.value).write_text(report.to_json() + '\n')

@@ -43,12 +43,13 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from vggish import cli
 from vggish import corpus
 from vggish import workspace
 from vggish.params import DEFAULT_PARAMS, SHORT_CLIP_POLICIES
 
 EXIT_OK = 0
-EXIT_USAGE = 2
+EXIT_USAGE = cli.EXIT_USAGE
 EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
 
@@ -202,8 +203,7 @@ def main(argv):
   except (ValueError, workspace.MissingModelFileError) as e:
     # User mistakes (bad flags, no inputs, missing or wrong model files, an
     # output directory made with other settings): one line, no traceback.
-    print(f'error: {e}', file=sys.stderr)
-    return EXIT_USAGE
+    return cli.report_error(e)
   except KeyboardInterrupt:
     print('aborted: the unfinished shard was discarded; rerun the same command '
           'to resume', file=sys.stderr)

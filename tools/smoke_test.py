@@ -9,11 +9,11 @@ Exit status: 0 when every check holds; 1 when one does not; 2 (one line on
 stderr) when a model file is missing or cannot be loaded.
 """
 
-import sys
 
 from absl import app
 from absl import flags
 
+from vggish import cli
 from vggish import workspace
 
 _CHECKPOINT = flags.DEFINE_string(
@@ -35,8 +35,7 @@ def main(argv):
     pca_params_path = workspace.require_model_file(
         _PCA_PARAMS.value, workspace.PCA_PARAMS_NAME)
   except workspace.MissingModelFileError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    return cli.report_error(e)
   # Imported after the file checks: TensorFlow takes seconds to import and may
   # log to stderr, which a missing file should not wait for or show.
   # pylint: disable=g-import-not-at-top
@@ -47,8 +46,7 @@ def main(argv):
   except (ValueError, OSError) as e:
     # A checkpoint or PCA file that cannot be loaded (CheckpointError is a
     # ValueError): a setup problem like a missing file, not a failed check.
-    print(f'error: {" ".join(str(e).split())}', file=sys.stderr)
-    return 2
+    return cli.report_error(e)
   print(result.report())
   if not result.passed:
     print(f'Smoke test FAILED: {len(result.failures)} of {len(result.checks)} '
