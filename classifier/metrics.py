@@ -50,6 +50,28 @@ def _check(labels, scores):
   return (labels > 0.5), scores
 
 
+def _operating_points(labels, scores):
+  """One operating point per distinct score, ranking clips by score.
+
+  Args:
+    labels: [n] 0/1 (or bool).
+    scores: [n] float.
+
+  Returns:
+    (scores sorted descending, the last index of each run of tied scores,
+    true positives predicted at each such cut, number of positives). Cutting
+    only at run ends makes the order among tied clips irrelevant.
+  """
+  labels = np.asarray(labels).reshape(-1) > 0.5
+  scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+  order = np.argsort(-scores, kind='stable')
+  sorted_scores = scores[order]
+  last_of_run = np.r_[np.flatnonzero(np.diff(sorted_scores)),
+                      sorted_scores.size - 1] if scores.size else np.zeros(0, int)
+  true_positives = np.cumsum(labels[order])[last_of_run]
+  return sorted_scores, last_of_run, true_positives, int(labels.sum())
+
+
 def average_precision(labels, scores):
   """Average precision of one class.
 
@@ -60,19 +82,9 @@ def average_precision(labels, scores):
   Returns:
     AP as a float, or NaN when there is no positive.
   """
-  labels = np.asarray(labels).reshape(-1) > 0.5
-  scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-  num_positives = labels.sum()
+  _, last_of_run, tp, num_positives = _operating_points(labels, scores)
   if num_positives == 0:
     return float('nan')
-  order = np.argsort(-scores, kind='stable')
-  sorted_scores = scores[order]
-  true_positives = np.cumsum(labels[order])
-  # The last index of each run of tied scores: one operating point per
-  # distinct threshold, so the order among tied clips does not matter.
-  last_of_run = np.r_[np.flatnonzero(np.diff(sorted_scores)),
-                      sorted_scores.size - 1]
-  tp = true_positives[last_of_run]
   precision = tp / (last_of_run + 1.0)
   recall = tp / num_positives
   recall_step = np.diff(np.r_[0.0, recall])
@@ -167,17 +179,9 @@ def best_f1_threshold(labels, scores):
     predicted positive and the next lower score, so it generalizes better
     than the training score itself. Without positives, (0.5, NaN).
   """
-  labels = np.asarray(labels).reshape(-1) > 0.5
-  scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-  num_pos = labels.sum()
+  sorted_scores, last_of_run, tp, num_pos = _operating_points(labels, scores)
   if num_pos == 0:
     return 0.5, float('nan')
-  order = np.argsort(-scores, kind='stable')
-  sorted_scores = scores[order]
-  tp = np.cumsum(labels[order])
-  last_of_run = np.r_[np.flatnonzero(np.diff(sorted_scores)),
-                      sorted_scores.size - 1]
-  tp = tp[last_of_run]
   predicted = last_of_run + 1.0
   f1 = 2.0 * tp / (predicted + num_pos)
   best = int(np.argmax(f1))
