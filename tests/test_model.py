@@ -6,15 +6,17 @@ session-scoped `recipe_model` instead of building more 72 M-parameter models.
 
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import load_golden
 from vggish import checkpoint
 from vggish import model as vggish_model
 from vggish.params import DEFAULT_PARAMS
 
-LAYER_NAMES = ['input_features', 'reshape', 'conv1', 'pool1', 'conv2', 'pool2', 'conv3_1',
+LAYER_NAMES = ['input_features', 'pad_empty_batch', 'reshape', 'conv1', 'pool1', 'conv2', 'pool2', 'conv3_1',
                'conv3_2', 'pool3', 'conv4_1', 'conv4_2', 'pool4', 'flatten', 'fc1_1', 'fc1_2',
                'fc2', 'embedding']
 # Sum over SLIM_VARIABLES of prod(shape): the spec's "about 72 M parameters".
@@ -58,7 +60,56 @@ def test_batch_of_one_and_empty_batch(recipe_model):
   assert one.shape == (1, 128)  # Not squeezed.
   np.testing.assert_allclose(one[0], both[1], rtol=1e-5, atol=1e-5 * np.abs(both).max())
   # Clips shorter than 0.975 s give zero examples upstream; the model must accept that.
-  assert np.asarray(recipe_model(examples[:0], training=False)).shape == (0, 128)
+  empty = np.asarray(recipe_model(examples[:0], training=False))
+  assert empty.shape == (0, 128) and empty.dtype == np.float32
+
+
+def test_empty_batch_never_reaches_the_conv_stack(recipe_model):
+  """oneDNN's Conv2D mis-shapes an empty batch: the model pads it to one zero example."""
+  examples = np.zeros((0, 96, 64), np.float32)
+  conv1_input = keras.Model(recipe_model.input, recipe_model.get_layer('conv1').input)
+  assert np.asarray(conv1_input(examples)).shape == (1, 96, 64, 1)
+  # A non-empty batch passes unchanged (same values, no padding).
+  rng = np.random.default_rng(1)
+  batch = rng.normal(size=(3, 96, 64)).astype(np.float32)
+  np.testing.assert_array_equal(np.asarray(conv1_input(batch))[..., 0], batch)
+  # Traced once with an unknown batch, the same graph serves 0, 1 and 5 examples.
+  run = tf.function(lambda x: recipe_model(x, training=False),
+                    input_signature=[tf.TensorSpec([None, 96, 64], tf.float32)])
+  for n in (0, 1, 5, 0):
+    assert tuple(run(np.zeros((n, 96, 64), np.float32)).shape) == (n, 128)
+  assert run.experimental_get_tracing_count() == 1
+
+
+def test_guard_layers_survive_keras_serialization(tmp_path):
+  params = dataclasses.replace(DEFAULT_PARAMS, example_window_seconds=0.16, num_mel_bins=16,
+                               embedding_size=32)
+  model = vggish_model.VGGish(params=params)
+  path = tmp_path / 'small.keras'
+  model.save(path)
+  reloaded = keras.models.load_model(path)
+  x = np.random.default_rng(2).normal(size=(2, 16, 16)).astype(np.float32)
+  np.testing.assert_allclose(np.asarray(reloaded(x)), np.asarray(model(x)), rtol=1e-6)
+  assert np.asarray(reloaded(x[:0])).shape == (0, 32)
+
+
+@pytest.fixture
+def restore_tf32():
+  before = tf.config.experimental.tensor_float_32_execution_enabled()
+  yield
+  tf.config.experimental.enable_tensor_float_32_execution(before)
+
+
+def test_building_the_model_switches_tf32_off(restore_tf32):
+  params = dataclasses.replace(DEFAULT_PARAMS, example_window_seconds=0.16, num_mel_bins=16,
+                               embedding_size=32)
+  tf.config.experimental.enable_tensor_float_32_execution(True)
+  vggish_model.VGGish(params=params)
+  assert not tf.config.experimental.tensor_float_32_execution_enabled()
+  vggish_model.VGGish(params=params, allow_tf32=True)
+  assert tf.config.experimental.tensor_float_32_execution_enabled()
+  with pytest.raises(ValueError, match='allow_tf32 must be a bool'):
+    vggish_model.VGGish(params=params, allow_tf32='no')
 
 
 def test_trainable_switch(recipe_model, recipe_checkpoint):

@@ -8,6 +8,13 @@ layers. Layers are named after the checkpoint's variable scopes, so the map in
 The output is fc2's *pre-activation*: upstream removed the final ReLU in 2020,
 and keeping it is a known fidelity bug of other ports. A ReLU on top, if a
 downstream model wants one, belongs to that model.
+
+An empty batch (a clip shorter than one example has no examples) never reaches
+the conv stack: oneDNN's Conv2D (TensorFlow's default on x86 CPUs) returns a
+wrongly shaped empty tensor for it, and the next layer fails. The model pads
+an empty batch to one zero example (`PadEmptyBatch`) and cuts the output back
+to the input's batch (`TrimToBatch`, the `embedding` layer); a non-empty batch
+passes through both unchanged.
 """
 
 import dataclasses
@@ -15,8 +22,10 @@ import os
 from typing import Optional, Union
 
 import keras
+import tensorflow as tf
 
 from vggish import checkpoint
+from vggish import device
 from vggish.params import DEFAULT_PARAMS, Params
 
 # Checkpoint layout of the released weights; other Params cannot load them.
@@ -55,6 +64,46 @@ ARCHITECTURE = (
     LayerSpec('fc', 'fc1_2', 4096),
     LayerSpec('fc', 'fc2', 0, relu=False),  # [b, 128], pre-activation.
 )
+
+
+@keras.saving.register_keras_serializable(package='vggish')
+class PadEmptyBatch(keras.layers.Layer):
+  """Pads an empty batch to one zero example; other batches pass unchanged.
+
+  Call args:
+    inputs: float32 [b, ...].
+
+  Returns:
+    float32 [max(b, 1), ...]: the inputs, or one zero example when b == 0.
+  """
+
+  def call(self, inputs):
+    missing = tf.maximum(1 - tf.shape(inputs)[0], 0)  # 1 for an empty batch, else 0.
+    paddings = [[0, missing]] + [[0, 0]] * (len(inputs.shape) - 1)
+    return tf.pad(inputs, paddings)  # [max(b, 1), ...]
+
+  def compute_output_shape(self, input_shape):
+    return (None,) + tuple(input_shape[1:])
+
+
+@keras.saving.register_keras_serializable(package='vggish')
+class TrimToBatch(keras.layers.Layer):
+  """Cuts `inputs` to the batch size of `reference` (undoes `PadEmptyBatch`).
+
+  Call args:
+    inputs: [max(b, 1), ...].
+    reference: [b, ...], the model's input.
+
+  Returns:
+    inputs[:b]: [b, ...].
+  """
+
+  def call(self, inputs, reference):
+    return inputs[:tf.shape(reference)[0]]
+
+  def compute_output_shape(self, inputs_shape, reference_shape=None):
+    batch = None if reference_shape is None else reference_shape[0]
+    return (batch,) + tuple(inputs_shape[1:])
 
 
 def _make_layer(spec: LayerSpec, params: Params, trainable: bool,
@@ -110,7 +159,8 @@ def VGGish(  # pylint: disable=invalid-name  (Keras applications style)
     weights: Optional[Union[str, os.PathLike]] = None,
     trainable: bool = True,
     name: str = 'vggish',
-    params: Params = DEFAULT_PARAMS) -> keras.Model:
+    params: Params = DEFAULT_PARAMS,
+    allow_tf32: bool = False) -> keras.Model:
   """Builds the VGGish embedding model, optionally with pretrained weights.
 
   Args:
@@ -122,11 +172,15 @@ def VGGish(  # pylint: disable=invalid-name  (Keras applications style)
     name: the Keras model's name.
     params: hyperparameters; input size is `[example_window_length,
       num_mel_bins]` and output size `embedding_size`.
+    allow_tf32: False switches TensorFloat-32 off process-wide
+      (`vggish.device.configure_tf32`), so that an Ampere or later GPU
+      computes the float32 embeddings the checkpoint was made for; True
+      allows TF32 (faster, ~1e-3 relative error). No effect on CPUs.
 
   Returns:
     A functional `keras.Model` mapping `input_features` float32
     [batch, 96, 64] (log-mel examples) to `embedding` float32 [batch, 128],
-    the pre-activation output of fc2.
+    the pre-activation output of fc2. Any batch size works, 0 included.
 
   Raises:
     ValueError: a bad argument.
@@ -139,20 +193,24 @@ def VGGish(  # pylint: disable=invalid-name  (Keras applications style)
     raise ValueError(f'name must be a non-empty string, got {name!r}')
   if not isinstance(params, Params):
     raise ValueError(f'params must be a vggish.Params, got {params!r}')
+  if not isinstance(allow_tf32, bool):
+    raise ValueError(f'allow_tf32 must be a bool, got {allow_tf32!r}')
   _validate_weights_argument(weights, params)
+  device.configure_tf32(allow_tf32)
 
   num_frames = params.example_window_length
   num_bands = params.num_mel_bins
   features = keras.Input(
       shape=(num_frames, num_bands), dtype='float32', name='input_features')
+  net = PadEmptyBatch(name='pad_empty_batch')(features)  # [max(b, 1), 96, 64]
   # A single-channel image, NHWC.
   net = keras.layers.Reshape((num_frames, num_bands, 1), name='reshape')(
-      features)  # [b, 96, 64, 1]
+      net)  # [max(b, 1), 96, 64, 1]
   for spec in ARCHITECTURE:
     net = _make_layer(spec, params, trainable,
                       random_init=weights is None)(net)
   # Names the output like upstream's graph tensor `vggish/embedding`.
-  embedding = keras.layers.Identity(name='embedding')(net)  # [b, 128]
+  embedding = TrimToBatch(name='embedding')(net, features)  # [b, 128]
   model = keras.Model(inputs=features, outputs=embedding, name=name)
   model.trainable = trainable
 
