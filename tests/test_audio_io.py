@@ -160,48 +160,146 @@ def test_header_without_samples(tmp_path):
   _assert_read_error(path, 'no audio samples')
 
 
-@pytest.mark.parametrize('keep_fraction', [0.5, 0.999])
-def test_truncated_wav(tmp_path, keep_fraction):
-  full = tmp_path / 'full.wav'
-  soundfile.write(full, _tone(16000, 16000), 16000, subtype='PCM_16')
-  content = full.read_bytes()
-  path = tmp_path / 'cut.wav'
-  path.write_bytes(content[:int(len(content) * keep_fraction)])
-  _assert_read_error(path, 'truncated')
-  # The intact file reads fine: the check is not a false alarm on every WAV.
-  assert audio_io.read_audio(full)[0].shape == (16000,)
+def _cut(path, keep_bytes, name='cut'):
+  """A copy of `path` holding its first `keep_bytes` bytes (header unchanged)."""
+  cut = path.with_name(f'{name}{path.suffix}')
+  cut.write_bytes(path.read_bytes()[:keep_bytes])
+  return cut
 
 
-def test_wav_cut_inside_header(tmp_path):
+def test_truncated_wav_is_decoded_as_far_as_it_goes(tmp_path):
+  # A 5 s file cut to 1.5 s (an interrupted copy): libsndfile decodes what is
+  # there, as upstream embedded it; the warning says what is missing.
   full = tmp_path / 'full.wav'
-  soundfile.write(full, _tone(1000, 16000), 16000, subtype='PCM_16')
-  path = tmp_path / 'cut.wav'
-  path.write_bytes(full.read_bytes()[:30])
-  _assert_read_error(path, 'cannot be read as audio')
+  tone = _tone(5 * 44100, 44100)
+  soundfile.write(full, tone, 44100, subtype='PCM_16')
+  cut = _cut(full, 44 + int(1.5 * 44100) * 2)
+  decoded = audio_io.decode_audio(cut)
+  assert decoded.warnings == (
+      'truncated: header says 5.000 s, decoded 1.500 s (132300 of 441000 bytes of '
+      'audio data present)',)
+  np.testing.assert_array_equal(decoded.data, audio_io.read_audio(full)[0][:66150])
+  assert decoded.duration == 1.5
+  # The intact file reads without a warning: the check is no false alarm.
+  assert audio_io.decode_audio(full).warnings == ()
+
+
+def test_partial_last_frame_of_24_bit_stereo(tmp_path):
+  full = tmp_path / 'full.wav'
+  soundfile.write(full, np.stack([_tone(16000, 16000)] * 2, axis=1), 16000,
+                  subtype='PCM_24')
+  cut = _cut(full, full.stat().st_size - 2)  # 2 of the last frame's 6 bytes lost.
+  decoded = audio_io.decode_audio(cut)
+  assert decoded.data.shape == (15999, 2)
+  # Three digits would read "1.000 s, decoded 1.000 s".
+  assert decoded.warnings[0].startswith('truncated: header says 1.000000 s, decoded 0.999938 s')
+
+
+def test_wav_with_early_eof(tmp_path):
+  # Like scipy's test-44100Hz-le-1ch-4bytes-early-eof.wav: a 32-bit header
+  # declaring 0.1 s over 236 frames.
+  full = tmp_path / 'full.wav'
+  soundfile.write(full, _tone(4410, 44100), 44100, subtype='PCM_32')
+  cut = _cut(full, 44 + 236 * 4)
+  decoded = audio_io.decode_audio(cut)
+  assert decoded.data.shape == (236,)
+  assert decoded.warnings[0].startswith('truncated: header says 0.100 s, decoded 0.005 s')
 
 
 @pytest.mark.parametrize('extension, file_format', [('aiff', 'AIFF'), ('au', 'AU'),
-                                                     ('w64', 'W64'), ('flac', 'FLAC')])
-def test_truncated_other_formats(tmp_path, extension, file_format):
+                                                     ('w64', 'W64'), ('rf64', 'RF64')])
+def test_truncated_other_formats_warn(tmp_path, extension, file_format):
   full = tmp_path / f'full.{extension}'
   soundfile.write(full, _tone(16000, 16000), 16000, format=file_format, subtype='PCM_16')
-  content = full.read_bytes()
-  path = tmp_path / f'cut.{extension}'
-  path.write_bytes(content[:len(content) // 2])
-  with pytest.raises(audio_io.AudioReadError, match='cut'):
-    audio_io.read_audio(path)
+  decoded = audio_io.decode_audio(_cut(full, full.stat().st_size // 2))
+  assert 7900 < decoded.data.shape[0] < 8000
+  assert len(decoded.warnings) == 1 and decoded.warnings[0].startswith('truncated: ')
+  assert audio_io.decode_audio(full).warnings == ()
+
+
+@pytest.mark.parametrize('extension, file_format, subtype', [
+    ('flac', 'FLAC', 'PCM_16'), ('ogg', 'OGG', 'VORBIS')])
+def test_truncated_compressed_file_that_does_not_decode(tmp_path, extension, file_format,
+                                                        subtype):
+  # libsndfile refuses these as a whole: nothing decodes, so the file fails.
+  full = tmp_path / f'full.{extension}'
+  soundfile.write(full, _tone(5 * 16000, 16000), 16000, format=file_format, subtype=subtype)
+  cut = _cut(full, int(full.stat().st_size * 0.4))
+  _assert_read_error(cut, 'cannot be read as audio')
+
+
+def test_wav_whose_header_promises_data_that_is_absent(tmp_path):
+  full = tmp_path / 'full.wav'
+  soundfile.write(full, _tone(16000, 16000), 16000, subtype='PCM_16')
+  _assert_read_error(_cut(full, 44), 'no audio samples', 'truncated')
 
 
 def test_truncated_mp3_is_read_with_a_warning(tmp_path, caplog):
   # An MP3's frame count may be an estimate, so a short decode only warns.
   full = tmp_path / 'full.mp3'
   soundfile.write(full, _tone(48000, 48000), 48000, format='MP3', subtype='MPEG_LAYER_III')
-  path = tmp_path / 'cut.mp3'
-  path.write_bytes(full.read_bytes()[:full.stat().st_size // 2])
+  path = _cut(full, full.stat().st_size // 2)
   with caplog.at_level('WARNING'):
-    data, _ = audio_io.read_audio(path)
-  assert 0 < data.shape[0] < 0.9 * 48000
+    decoded = audio_io.decode_audio(path)
+  assert 0 < decoded.data.shape[0] < 0.9 * 48000
+  assert decoded.warnings[0].startswith('may be truncated: ')
   assert 'truncated' in caplog.text and str(path) in caplog.text
+
+
+def _float_wav(path, data, sample_rate=44100):
+  soundfile.write(path, data, sample_rate, subtype='FLOAT')
+  return path
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
+def test_nonfinite_samples_fail_with_count_and_position(tmp_path, bad):
+  data = _tone(3 * 44100, 44100)
+  positions = [1000, 2000, 70000]
+  data[positions] = bad
+  path = _float_wav(tmp_path / 'bad.wav', data)
+  message = _assert_read_error(path, '3 non-finite sample(s)', 'sample 1000 (0.023 s)',
+                               '--nonfinite zero')
+  assert 'channel' not in message
+  with pytest.raises(audio_io.NonFiniteAudioError):
+    audio_io.load_waveform(path)
+
+
+def test_nonfinite_stereo_names_frame_and_channel(tmp_path):
+  data = np.zeros((44100, 2))
+  data[22050, 1] = np.nan
+  path = _float_wav(tmp_path / 'stereo.wav', data)
+  _assert_read_error(path, '1 non-finite sample(s) (NaN/Inf) of 88200',
+                     'sample 22050 (0.500 s), channel 1')
+
+
+def test_nonfinite_zero_replaces_them_with_a_warning(tmp_path):
+  data = _tone(44100, 44100)
+  data[[5, 6, 7]] = [np.nan, np.inf, -np.inf]
+  decoded = audio_io.decode_audio(_float_wav(tmp_path / 'bad.wav', data), nonfinite='zero')
+  expected = data.copy()
+  expected[[5, 6, 7]] = 0.0
+  np.testing.assert_array_equal(decoded.data, expected.astype(np.float32))
+  assert decoded.warnings == (
+      '3 non-finite sample(s) (NaN/Inf) of 44100, the first at sample 5 (0.000 s) '
+      'replaced with zeros',)
+  with pytest.raises(ValueError, match='nonfinite must be one of'):
+    audio_io.decode_audio(tmp_path / 'bad.wav', nonfinite='ignore')
+
+
+def test_prepare_waveform_refuses_nonfinite_arrays():
+  # Arrays given to the frontend directly get the same check as files.
+  waveform = np.zeros(16000)
+  waveform[100] = np.nan
+  with pytest.raises(audio_io.NonFiniteAudioError, match='sample 100'):
+    audio_io.prepare_waveform(waveform, 16000)
+  with pytest.raises(audio_io.NonFiniteAudioError):
+    audio_io.prepare_waveform(np.stack([waveform] * 2, axis=1), 44100)
+
+
+def test_broken_symlink(tmp_path):
+  link = tmp_path / 'gone.wav'
+  link.symlink_to(tmp_path / 'elsewhere.wav')
+  _assert_read_error(link, 'broken symbolic link', 'elsewhere.wav')
 
 
 def test_text_file_named_wav(tmp_path):
