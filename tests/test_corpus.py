@@ -60,11 +60,47 @@ def test_two_files_with_one_id_are_rejected(tmp_path):
     corpus.discover_inputs([tmp_path / 'x'])
 
 
-def test_missing_path_and_empty_glob_are_usage_errors(tmp_path):
-  with pytest.raises(ValueError, match='not a file, a directory or a glob'):
-    corpus.discover_inputs([tmp_path / 'nope.wav'])
+def test_bad_named_paths_are_failed_inputs_not_errors(tree, tmp_path):
+  # One missing file or dangling link among many named ones is that input's
+  # failure, as it would be inside a directory.
+  dangling = tmp_path / 'dangling.wav'
+  dangling.symlink_to(tmp_path / 'deleted.wav')
+  inputs = corpus.discover_inputs([tree / 'b.wav', dangling, tmp_path / 'nope.flac', tree])
+  by_id = {item.video_id: item for item in inputs}
+  assert _ids(inputs) == ['b', 'dangling', 'nope', 'a', 'sub/c', 'sub/deeper/d']
+  assert by_id['b'].error is None
+  assert 'broken symbolic link' in by_id['dangling'].error
+  assert 'deleted.wav' in by_id['dangling'].error
+  assert by_id['nope'].error.endswith('no such file or directory; check the path')
+  # The same link inside a walked directory is found by its audio extension
+  # and fails when read.
+  (tree / 'link.wav').symlink_to(tmp_path / 'deleted.wav')
+  assert 'link' in _ids(corpus.discover_inputs([tree]))
+
+
+def test_no_existing_input_at_all_and_empty_glob_are_usage_errors(tmp_path):
+  with pytest.raises(ValueError, match='none of the 2 input.s. exists: .*nope.wav: no such file'):
+    corpus.discover_inputs([tmp_path / 'nope.wav', tmp_path / 'gone.wav'])
   with pytest.raises(ValueError, match='matches no file'):
     corpus.discover_inputs([str(tmp_path / '*.wav')])
+
+
+def test_folder_that_cannot_be_listed_is_a_failed_input(tree, monkeypatch):
+  real_walk = os.walk
+
+  def walk(top, onerror=None, **kwargs):
+    for entry in real_walk(top, onerror=onerror, **kwargs):
+      yield entry
+      if entry[0] == str(tree):
+        # As os.walk reports a folder it may not open (root ignores modes).
+        onerror(PermissionError(13, 'Permission denied', str(tree / 'locked')))
+
+  monkeypatch.setattr(corpus.os, 'walk', walk)
+  inputs = corpus.discover_inputs([tree])
+  locked = [item for item in inputs if item.video_id == 'locked']
+  assert len(locked) == 1
+  assert locked[0].error.endswith('cannot list this folder (Permission denied)')
+  assert len(inputs) == 5
 
 
 def test_directory_without_audio_gives_no_inputs(tmp_path):

@@ -82,11 +82,25 @@ def _id_from_relative(relative: str) -> str:
   return pathlib.PurePath(os.path.splitext(relative)[0]).as_posix()
 
 
-def _walk(directory: str, extensions: frozenset) -> List[str]:
-  """Audio files under `directory`, recursively, in a stable (sorted) order."""
+def _walk(directory: str, extensions: frozenset,
+          unreadable: Optional[List[Tuple[str, str]]] = None) -> List[str]:
+  """Audio files under `directory`, recursively, in a stable (sorted) order.
+
+  Args:
+    directory: the folder to walk.
+    extensions: normalized audio extensions.
+    unreadable: if given, gets (folder, reason) for each folder that cannot be
+      listed (os.walk would skip it without a word).
+  """
   found = []
   visited = set()
-  for root, dirs, files in os.walk(directory, followlinks=True):
+
+  def onerror(error: OSError) -> None:
+    logging.warning('cannot list %s: %s', error.filename, error.strerror)
+    if unreadable is not None:
+      unreadable.append((error.filename, error.strerror or str(error)))
+
+  for root, dirs, files in os.walk(directory, followlinks=True, onerror=onerror):
     # Symlinked folders are followed (datasets are often assembled from
     # links), but each real folder once, so a link cycle cannot loop forever.
     real = os.path.realpath(root)
@@ -131,42 +145,82 @@ def discover_inputs(args: Sequence[PathLike],
 
   Returns:
     The inputs in argument order (directories and globs sorted), each file
-    once.
+    once. A named file that is missing, a broken symbolic link, or a folder
+    that cannot be listed is an input with `error` set (recorded as failed,
+    like a file that cannot be decoded), so that one bad path cannot stop a
+    corpus.
 
   Raises:
-    ValueError: an argument names nothing that exists or a glob matches
+    ValueError: no argument names anything that exists, a glob matches
       nothing, or two different files get the same id.
   """
   extensions = _normalized_extensions(extensions)
   found: List[AudioInput] = []
   for arg in args:
     arg = os.fspath(arg)
-    if os.path.isfile(arg):
-      found.append(AudioInput(
-          video_id=_id_from_relative(os.path.basename(arg)), path=arg))
-    elif os.path.isdir(arg):
-      found.extend(
-          AudioInput(video_id=_id_from_relative(os.path.relpath(p, arg)), path=p)
-          for p in _walk(arg, extensions))
-    elif _is_glob(arg):
+    unreadable: List[Tuple[str, str]] = []
+    if os.path.isdir(arg):
+      base = arg
+      paths = _walk(arg, extensions, unreadable)
+    elif _is_glob(arg) and not os.path.lexists(arg):
       base = _glob_base(arg)
       matches = sorted(glob.glob(arg, recursive=True))
       if not matches:
         raise ValueError(f'the pattern {arg!r} matches no file')
+      paths = []
       for match in matches:
         if os.path.isdir(match):
-          paths = _walk(match, extensions)
+          paths.extend(_walk(match, extensions, unreadable))
         elif _has_audio_extension(match, extensions):
-          paths = [match]
-        else:
-          continue
-        found.extend(
-            AudioInput(video_id=_id_from_relative(os.path.relpath(p, base)),
-                       path=p) for p in paths)
+          paths.append(match)
     else:
-      raise ValueError(f'{arg!r} is not a file, a directory or a glob pattern; '
-                       f'check the path')
+      # A file (taken whatever its extension: the user named it), or a path
+      # that is not there, which fails as that input.
+      found.append(AudioInput(
+          video_id=_id_from_relative(os.path.basename(arg)), path=arg,
+          error=_missing_reason(arg)))
+      continue
+    found.extend(
+        AudioInput(video_id=_id_from_relative(os.path.relpath(p, base)), path=p)
+        for p in paths)
+    found.extend(
+        AudioInput(video_id=_folder_id(folder, base), path=folder,
+                   error=f'{folder}: cannot list this folder ({reason})')
+        for folder, reason in unreadable)
+  check_some_exist(found)
   return _deduplicate(found)
+
+
+def check_some_exist(inputs: Sequence[AudioInput]) -> None:
+  """Raises ValueError when there are inputs but none of them can be tried.
+
+  One missing file among many is that file's failure; when every input is
+  missing, the command itself is wrong (a typo in a folder, a wrong
+  --audio_dir), and saying so beats a manifest of failures.
+  """
+  if inputs and all(item.error is not None for item in inputs):
+    shown = '; '.join(item.error for item in inputs[:3])
+    more = f'; and {len(inputs) - 3} more' if len(inputs) > 3 else ''
+    raise ValueError(f'none of the {len(inputs)} input(s) exists: {shown}{more}')
+
+
+def _folder_id(folder: str, base: str) -> str:
+  relative = os.path.relpath(folder, base)
+  if relative == '.':
+    relative = os.path.basename(os.path.abspath(folder))
+  return pathlib.PurePath(relative).as_posix()
+
+
+def _missing_reason(path: str) -> Optional[str]:
+  """Why a named input path is not a file (None when it is one)."""
+  if os.path.isfile(path):
+    return None
+  if os.path.exists(path):
+    return f'{path}: is not a regular file (a device, socket or pipe?)'
+  if os.path.islink(path):
+    return (f'{path}: is a broken symbolic link (to {os.readlink(path)!r}, which '
+            f'does not exist); fix or remove the link')
+  return f'{path}: no such file or directory; check the path'
 
 
 def _deduplicate(inputs: Sequence[AudioInput]) -> List[AudioInput]:
