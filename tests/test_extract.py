@@ -5,6 +5,7 @@ example) and the batch is small; one `Embedder` (traced once) serves every test.
 """
 
 import dataclasses
+import errno
 import os
 import shutil
 
@@ -165,6 +166,10 @@ def test_every_failure_is_recorded_and_the_run_goes_on(embedder, tmp_path):
   (audio / 'text.wav').write_text('this is not audio\n' * 20)
   full = _write(audio / 'truncated.wav', seconds=2.0, seed=6).read_bytes()
   (audio / 'truncated.wav').write_bytes(full[:len(full) // 2])
+  (audio / 'header_only.wav').write_bytes(full[:44])
+  nan = 0.1 * np.ones(2 * 16000)
+  nan[[300, 301, 9000]] = [np.nan, np.inf, np.nan]
+  soundfile.write(str(audio / 'nan.wav'), nan, 16000, subtype='FLOAT')
   csv_path = tmp_path / 'train.csv'
   csv_path.write_text('fname,labels\n'
                       'good.wav,Dog\n'
@@ -174,7 +179,9 @@ def test_every_failure_is_recorded_and_the_run_goes_on(embedder, tmp_path):
                       'missing.wav,Dog\n'
                       'text.wav,Bark\n'
                       'unknown_label.wav,"Dog,Kazoo"\n'
-                      'truncated.wav,Dog\n')
+                      'truncated.wav,Dog\n'
+                      'header_only.wav,Dog\n'
+                      'nan.wav,Dog\n')
   map_path = tmp_path / 'labels.csv'
   map_path.write_text(AUDIOSET_MAP)
   out = tmp_path / 'out'
@@ -183,7 +190,7 @@ def test_every_failure_is_recorded_and_the_run_goes_on(embedder, tmp_path):
   result = _extract(inputs, out, embedder)
 
   assert not result.all_ok
-  assert (result.num_ok, result.num_failed) == (1, 7)
+  assert (result.num_ok, result.num_failed) == (2, 8)
   rows = manifest_lib.Manifest(str(out)).rows
   reasons = {
       'garbage': 'cannot be read as audio',
@@ -192,16 +199,75 @@ def test_every_failure_is_recorded_and_the_run_goes_on(embedder, tmp_path):
       'missing': 'file not found',
       'text': 'cannot be read as audio',
       'unknown_label': "unknown label(s) 'Kazoo'",
-      'truncated': 'truncated',
+      'header_only': 'no audio samples',
+      'nan': '3 non-finite sample(s) (NaN/Inf) of 32000, the first at sample 300',
   }
   for video_id, reason in reasons.items():
     row = rows[video_id]
     assert row.status == manifest_lib.FAILED, video_id
     assert reason in row.error, (video_id, row.error)
-    assert (row.examples, row.shard) == (0, '')
+    assert (row.examples, row.shard, row.warning) == (0, '', '')
   assert dict(result.failures).keys() == reasons.keys()
-  assert rows['good'].status == manifest_lib.OK
-  assert list(_records(out)) == ['good']
+  assert rows['good'].status == manifest_lib.OK and rows['good'].warning == ''
+  # A truncated file is embedded as far as it decodes (as upstream), and says so.
+  truncated = rows['truncated']
+  assert (truncated.status, truncated.examples) == (manifest_lib.OK, 1)
+  assert truncated.duration == pytest.approx(1.0, abs=1e-3)
+  assert truncated.warning.startswith('truncated: header says 2.000 s, decoded 0.999 s')
+  assert result.warnings == [('truncated', truncated.warning)]
+  assert sorted(_records(out)) == ['good', 'truncated']
+
+
+def test_nonfinite_zero_extracts_repaired_audio_with_a_warning(embedder, tmp_path):
+  clean = 0.1 * np.sin(np.arange(2 * 16000) * 0.05)
+  dirty = clean.copy()
+  dirty[[5, 17000]] = [np.nan, -np.inf]
+  repaired = clean.copy()
+  repaired[[5, 17000]] = 0.0
+  audio = tmp_path / 'audio'
+  audio.mkdir()
+  for name, data in (('dirty', dirty), ('repaired', repaired)):
+    soundfile.write(str(audio / f'{name}.wav'), data, 16000, subtype='DOUBLE')
+  result = _extract([audio], tmp_path / 'out', embedder, nonfinite='zero')
+  assert result.all_ok
+  got = _records(tmp_path / 'out')
+  # Exactly the embeddings of the audio with zeros written in by hand.
+  np.testing.assert_array_equal(got['dirty']['embeddings'], got['repaired']['embeddings'])
+  assert np.isfinite(got['dirty']['embeddings']).all()
+  rows = manifest_lib.Manifest(str(tmp_path / 'out')).rows
+  assert rows['dirty'].warning == ('2 non-finite sample(s) (NaN/Inf) of 32000, the first '
+                                   'at sample 5 (0.000 s) replaced with zeros')
+  assert rows['repaired'].warning == ''
+  with pytest.raises(ValueError, match='nonfinite must be one of'):
+    _extract([audio], tmp_path / 'other', embedder, nonfinite='keep')
+
+
+class _NaNModel:
+  """A model whose embeddings are NaN for loud examples (mean log-mel > 2)."""
+
+  def __init__(self, model):
+    self._model = model
+
+  def __call__(self, examples, training=False):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    embeddings = self._model(examples, training=training)
+    poisoned = tf.reduce_mean(examples, axis=[1, 2]) > 2.0
+    return tf.where(poisoned[:, None], float('nan'), embeddings)
+
+
+def test_nan_embeddings_are_never_written(recipe_model, tmp_path):
+  audio = tmp_path / 'audio'
+  _write(audio / 'fine.wav', seed=1)
+  loud = np.clip(0.9 * np.random.RandomState(5).standard_normal(16000), -1, 1)
+  soundfile.write(str(audio / 'loud.wav'), loud, 16000, subtype='FLOAT')  # Mean log-mel 3.
+  embedder = extractor.Embedder(_NaNModel(recipe_model), batch_size=BATCH_SIZE)
+  result = _extract([audio], tmp_path / 'out', embedder)
+  assert (result.num_ok, result.num_failed) == (1, 1)
+  assert 'the model gave NaN/Inf embeddings for 1 of its 1 example(s)' in result.failures[0][1]
+  assert list(_records(tmp_path / 'out')) == ['fine']
+  # The record writer refuses them too, whoever calls it.
+  with pytest.raises(records.NonFiniteEmbeddingError, match="'x' hold 1 NaN/Inf"):
+    records.make_sequence_example('x', np.array([[0.0] * 127 + [np.inf]]))
 
 
 def test_short_clips_are_padded_repeated_or_dropped(embedder, tmp_path):
@@ -209,10 +275,15 @@ def test_short_clips_are_padded_repeated_or_dropped(embedder, tmp_path):
   _write(audio / 'tenth.wav', seconds=0.1, seed=7)
   _write(audio / 'half.wav', seconds=0.5, rate=44100, seed=8)
   _write(audio / 'tiny.wav', seconds=3 / 8000, rate=8000, seed=9)  # 3 samples.
+  # One sample at 48 kHz resamples to no sample at 16 kHz: pad still gives an
+  # example (of silence), and says so.
+  soundfile.write(str(audio / 'one_sample.wav'), np.array([0.5]), 48000, subtype='FLOAT')
   result = _extract([audio], tmp_path / 'pad', embedder)
   assert result.all_ok
   assert {k: v['num_examples'] for k, v in _records(tmp_path / 'pad').items()} == {
-      'tenth': 1, 'half': 1, 'tiny': 1}
+      'tenth': 1, 'half': 1, 'tiny': 1, 'one_sample': 1}
+  assert result.warnings == [(
+      'one_sample', '0.021 ms of audio give no sample at 16000 Hz; the example is silence')]
   assert manifest_lib.Manifest(str(tmp_path / 'pad')).rows['half'].duration == (
       pytest.approx(0.5))
 
@@ -221,9 +292,13 @@ def test_short_clips_are_padded_repeated_or_dropped(embedder, tmp_path):
                     params=repeat)
   assert result.all_ok and result.num_examples == 1
 
+  repeat_one = _extract([audio / 'one_sample.wav'], tmp_path / 'repeat_one', embedder,
+                        params=repeat)
+  assert repeat_one.all_ok and repeat_one.num_examples == 1
+
   drop = dataclasses.replace(PAD, short_clip_policy='drop')
   result = _extract([audio], tmp_path / 'drop', embedder, params=drop)
-  assert result.num_failed == 3 and result.num_ok == 0
+  assert result.num_failed == 4 and result.num_ok == 0
   assert 'shorter than one example' in result.failures[0][1]
 
 
@@ -358,3 +433,38 @@ def test_a_second_run_on_the_same_directory_is_refused(embedder, tmp_path):
 def test_model_is_traced_once_for_every_batch(embedder):
   # Runs after the tests above: every call had the same padded shape.
   assert embedder.tracing_count == 1
+
+
+def test_full_disk_when_recording_rows_loses_nothing(embedder, tmp_path, monkeypatch):
+  audio = tmp_path / 'audio'
+  for i in range(4):
+    _write(audio / f'clip{i}.wav', seed=i)
+  out = tmp_path / 'out'
+  real_append = manifest_lib.Manifest.append
+  ok_appends = []
+
+  def append(self, rows):
+    if any(row.status == manifest_lib.OK for row in rows):
+      ok_appends.append(rows)
+      if len(ok_appends) == 2:  # The second shard is renamed; its rows find the disk full.
+        raise OSError(errno.ENOSPC, 'No space left on device', self.path)
+    real_append(self, rows)
+
+  monkeypatch.setattr(manifest_lib.Manifest, 'append', append)
+  with pytest.raises(manifest_lib.OutputWriteError) as error:
+    _extract([audio], out, embedder, records_per_shard=2)
+  assert error.value.no_space and error.value.path == str(out / 'manifest.csv')
+  assert 'rerun the same command' in str(error.value)
+  monkeypatch.setattr(manifest_lib.Manifest, 'append', real_append)
+
+  # The next run finds the complete shard without rows and records it: nothing
+  # is extracted twice, nothing is lost.
+  resumed = _extract([audio], out, embedder, records_per_shard=2)
+  assert (resumed.num_skipped, resumed.num_ok) == (4, 0)
+  assert sorted(_all_ids_in_shards(out)) == [f'clip{i}' for i in range(4)]
+
+
+def test_unwritable_output_is_an_output_write_error(embedder, tmp_path):
+  (tmp_path / 'file').write_text('x')
+  with pytest.raises(manifest_lib.OutputWriteError, match='cannot write .*file'):
+    _extract([golden_audio_path('sine_1khz_16k_3s')], tmp_path / 'file' / 'out', embedder)

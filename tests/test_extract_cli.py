@@ -56,7 +56,8 @@ def test_usage_errors_are_one_line_with_status_2(tmp_path, recipe_pca_params_pat
   (tmp_path / 'docs' / 'readme.txt').write_text('hi')
   _assert_usage_error(_run('--output', out, tmp_path / 'docs'), 'no audio files found')
   _assert_usage_error(_run('--output', out, tmp_path / 'nothing.wav'),
-                      'not a file, a directory or a glob')
+                      'none of the 1 input(s) exists', 'nothing.wav: no such file')
+  _assert_usage_error(_run('--output', out, str(tmp_path / '*.flac')), 'matches no file')
   clips = tmp_path / 'clips'
   _write_clips(clips, 1)
   _assert_usage_error(_run('--output', out, '--records_per_shard=0', clips),
@@ -112,6 +113,84 @@ def _check_consistent(out):
     if row.status == manifest_lib.OK:
       assert in_shards[row.id] == (row.shard, row.examples)
   return in_shards
+
+
+def test_bad_named_paths_are_failed_rows_and_the_run_goes_on(tmp_path, recipe_checkpoint):
+  clips = tmp_path / 'clips'
+  _write_clips(clips, 2)
+  dangling = tmp_path / 'dangling.wav'
+  dangling.symlink_to(tmp_path / 'deleted.wav')
+  out = tmp_path / 'out'
+  proc = _run('--output', out, '--checkpoint', recipe_checkpoint, '--noprogress',
+              clips / 'clip00.wav', dangling, tmp_path / 'typo.wav', clips / 'clip01.wav')
+  assert proc.returncode == 3, proc.stderr  # Some inputs failed; the rest is done.
+  assert 'Traceback' not in proc.stderr
+  rows = manifest_lib.Manifest(str(out)).rows
+  assert {k: r.status for k, r in rows.items()} == {
+      'clip00': 'ok', 'clip01': 'ok', 'dangling': 'failed', 'typo': 'failed'}
+  assert 'broken symbolic link' in rows['dangling'].error
+  assert 'no such file' in rows['typo'].error
+
+
+# Runs tools.extract with TFRecord writes failing as on a full disk: the first
+# `VGGISH_TEST_GOOD_WRITES` records are written, every later write raises what
+# TensorFlow raises there.
+_FULL_DISK_MAIN = '''
+import os
+import tensorflow as tf
+from vggish import extractor
+
+class FullDiskWriter:
+  good = int(os.environ['VGGISH_TEST_GOOD_WRITES'])
+
+  def __init__(self, path):
+    self._path = path
+    self._writer = tf.io.TFRecordWriter(path)
+
+  def write(self, data):
+    if FullDiskWriter.good <= 0:
+      raise tf.errors.ResourceExhaustedError(
+          None, None, self._path + '; No space left on device')
+    FullDiskWriter.good -= 1
+    self._writer.write(data)
+
+  def close(self):
+    self._writer.close()
+
+extractor._open_record_writer = FullDiskWriter
+from absl import app
+from tools import extract
+app.run(extract.main, flags_parser=extract.parse_flags)
+'''
+
+
+def test_full_disk_is_one_line_with_status_4_and_the_rerun_resumes(
+    tmp_path, recipe_checkpoint):
+  clips = tmp_path / 'clips'
+  _write_clips(clips, 5)
+  out = tmp_path / 'out'
+  args = ['--output', out, '--checkpoint', recipe_checkpoint, '--records_per_shard', 2,
+          '--noprogress', clips]
+  full = subprocess.run([sys.executable, '-c', _FULL_DISK_MAIN, *map(str, args)],
+                        cwd=REPO_ROOT, env=_env(VGGISH_TEST_GOOD_WRITES='3'),
+                        capture_output=True, text=True, timeout=120)
+  assert full.returncode == 4, full.stderr
+  assert 'Traceback' not in full.stderr
+  # TensorFlow's own start-up log lines come first; ours is one line, the last.
+  lines = [line for line in full.stderr.splitlines() if line.startswith('error:')]
+  assert len(lines) == 1 and full.stderr.strip().endswith(lines[0]), full.stderr
+  assert lines[0] == (
+      f'error: cannot write {out}/embeddings-00001.tfrecord.tmp: No space left on device; '
+      f'free some space (or use another --output directory) and rerun the same command: '
+      f'it resumes, keeping every input already extracted')
+  # The first shard is complete and recorded; nothing half-written is left.
+  assert sorted(_check_consistent(out)) == ['clip00', 'clip01']
+  assert not [n for n in os.listdir(out) if n.endswith(manifest_lib.TEMP_SUFFIX)]
+
+  resumed = _run(*args)
+  assert resumed.returncode == 0, resumed.stderr
+  assert '3 files extracted' in resumed.stdout and '2 already done' in resumed.stdout
+  assert sorted(_check_consistent(out)) == [f'clip{i:02d}' for i in range(5)]
 
 
 @pytest.mark.slow  # Three runs of the CLI, each importing TensorFlow: ~20-35 s.

@@ -22,8 +22,18 @@ With --label_map, a label that the map lacks (neither a display_name nor a
 mid) makes that input fail, with the reason in the manifest; the rest of the
 corpus is extracted. Without it, every label of the CSV enters the built map.
 
+A file named on the command line that is missing (or a broken symbolic link)
+fails as that input, like a file that cannot be decoded; only a command in
+which no input exists at all, or a glob that matches nothing, is a usage error.
+A file with NaN/Inf samples fails with their count and first position, unless
+--nonfinite zero replaces them with zeros. A file shorter than its header says
+(an interrupted copy) is extracted as far as it decodes; the manifest's
+`warning` column says so.
+
 Exit status: 0 every input is extracted; 3 some inputs failed (listed in the
 manifest; the others are extracted); 2 usage error (one line on stderr);
+4 the output could not be written (disk full, permissions; one line on stderr:
+everything completed is kept, and rerunning the same command resumes);
 130 interrupted.
 """
 
@@ -43,14 +53,17 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from vggish import audio_io
 from vggish import cli
 from vggish import corpus
+from vggish import manifest
 from vggish import workspace
 from vggish.params import DEFAULT_PARAMS, SHORT_CLIP_POLICIES
 
 EXIT_OK = 0
 EXIT_USAGE = cli.EXIT_USAGE
 EXIT_SOME_FAILED = 3
+EXIT_OUTPUT = 4
 EXIT_INTERRUPTED = 130
 
 _OUTPUT = flags.DEFINE_string('output', None, 'Output directory (created if needed).')
@@ -87,6 +100,14 @@ _BATCH_SIZE = flags.DEFINE_integer(
 _NUM_WORKERS = flags.DEFINE_integer(
     'num_workers', None, 'Decoding threads; default: one per two cores, 1 to 4.',
     lower_bound=1)
+_NONFINITE = flags.DEFINE_enum(
+    'nonfinite', 'fail', audio_io.NONFINITE_POLICIES,
+    'Audio with NaN/Inf samples: fail the file (reason in the manifest), or '
+    'replace them with zeros (a warning in the manifest).')
+_ALLOW_TF32 = flags.DEFINE_bool(
+    'allow_tf32', False, 'Let Ampere+ GPUs compute in TensorFloat-32: faster, '
+    'but embeddings move by ~1e-3 and bytes by more than one step. Off: '
+    'faithful float32.')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress on stderr.')
 
 
@@ -115,6 +136,7 @@ def _find_inputs(args):
     items += corpus.read_input_csv(_INPUT_CSV.value, _AUDIO_DIR.value)
   if not items:
     raise UsageError(f'no audio files found in {" ".join(args)}')
+  corpus.check_some_exist(items)
   ids = {}
   for item in items:
     if item.video_id in ids and ids[item.video_id] != item.path:
@@ -168,8 +190,11 @@ def run(args) -> int:
   if _POSTPROCESS.value:
     pca_params = workspace.require_model_file(
         _PCA_PARAMS.value, workspace.PCA_PARAMS_NAME)
-  os.makedirs(_OUTPUT.value, exist_ok=True)
-  items, label_map = corpus.prepare_labels(items, _OUTPUT.value, _LABEL_MAP.value)
+  try:
+    os.makedirs(_OUTPUT.value, exist_ok=True)
+    items, label_map = corpus.prepare_labels(items, _OUTPUT.value, _LABEL_MAP.value)
+  except OSError as e:
+    raise manifest.OutputWriteError.from_os_error(e, _OUTPUT.value) from e
   if label_map is not None:
     logging.info('label map: %d classes', len(label_map))
 
@@ -181,12 +206,17 @@ def run(args) -> int:
         items, _OUTPUT.value, checkpoint_path=checkpoint,
         postprocess=_POSTPROCESS.value, pca_params_path=pca_params, params=params,
         records_per_shard=_RECORDS_PER_SHARD.value, batch_size=_BATCH_SIZE.value,
-        num_workers=_NUM_WORKERS.value, show_progress=_PROGRESS.value,
+        num_workers=_NUM_WORKERS.value, nonfinite=_NONFINITE.value,
+        allow_tf32=_ALLOW_TF32.value, show_progress=_PROGRESS.value,
         should_stop=stop)
   print(f'{result.output_dir}: {result.num_ok} files extracted '
         f'({result.num_examples} embeddings, {result.audio_seconds:.1f} s of audio '
         f'in {result.wall_seconds:.1f} s), {result.num_failed} failed, '
         f'{result.num_skipped} already done; shards written: {len(result.shards)}')
+  if result.warnings:
+    print(f'{len(result.warnings)} extracted input(s) have a warning (e.g. '
+          f'{result.warnings[0][0]}: {result.warnings[0][1]}); see the warning '
+          f'column of {result.output_dir}/manifest.csv', file=sys.stderr)
   if result.interrupted:
     print('interrupted: rerun the same command to resume', file=sys.stderr)
     return EXIT_INTERRUPTED
@@ -200,6 +230,10 @@ def run(args) -> int:
 def main(argv):
   try:
     return run(argv[1:])
+  except manifest.OutputWriteError as e:
+    # Disk full, permissions: the environment, not the command; one line.
+    cli.report_error(e)
+    return EXIT_OUTPUT
   except (ValueError, workspace.MissingModelFileError) as e:
     # User mistakes (bad flags, no inputs, missing or wrong model files, an
     # output directory made with other settings): one line, no traceback.

@@ -16,13 +16,19 @@ the corpus. The model function is traced once. The numpy frontend is
 upstream's float64 computation, so the bytes written equal the original code's.
 
 Robustness and resuming (see `vggish.manifest` for the directory layout): an
-input that cannot be read fails alone, with its reason in the manifest; a shard
-is renamed into place only when complete, and its inputs are recorded `ok`
-only after that; a rerun skips ids already `ok` and writes new shards.
+input that cannot be read fails alone, with its reason in the manifest (so do
+NaN/Inf samples, unless `nonfinite='zero'`); what is doubtful about an input
+that is still extracted (a truncated file) is its row's `warning`; no record
+with a NaN/Inf embedding is written. A shard is renamed into place only when
+complete, and its inputs are recorded `ok` only after that; a rerun skips ids
+already `ok` and writes new shards. A write that fails (disk full,
+permissions) raises `vggish.manifest.OutputWriteError` and loses nothing
+completed.
 """
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import fcntl
 import logging
@@ -96,14 +102,24 @@ class Embedder:
       raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     self.batch_size = batch_size
     self._model = model
+    self._embedding_size = params.embedding_size
     shape = (None, params.example_window_length, params.num_mel_bins)
     self._call = tf.function(
         self._forward, input_signature=[tf.TensorSpec(shape, tf.float32)])
 
   @classmethod
   def from_checkpoint(cls, checkpoint_path=None, batch_size: int = DEFAULT_BATCH_SIZE,
-                      params: Params = DEFAULT_PARAMS) -> 'Embedder':
+                      params: Params = DEFAULT_PARAMS,
+                      allow_tf32: bool = False) -> 'Embedder':
     """Builds VGGish with the checkpoint (default: the workspace's) and wraps it.
+
+    Args:
+      checkpoint_path: slim checkpoint or `.weights.h5`; default the workspace's.
+      batch_size: the most examples per call.
+      params: hyperparameters.
+      allow_tf32: let Ampere+ GPUs run float32 convolutions and matmuls in
+        TensorFloat-32 (faster, but embeddings move by ~1e-3 relative); the
+        faithful default switches it off (see `vggish.model.VGGish`).
 
     Raises:
       vggish.workspace.MissingModelFileError: no checkpoint where looked for.
@@ -111,7 +127,8 @@ class Embedder:
     """
     from vggish import model as model_lib  # Keras model construction is slow to import.
     path = workspace.require_model_file(checkpoint_path, workspace.CHECKPOINT_NAME)
-    return cls(model_lib.VGGish(weights=str(path), trainable=False, params=params),
+    return cls(model_lib.VGGish(weights=str(path), trainable=False, params=params,
+                                allow_tf32=allow_tf32),
                batch_size, params)
 
   @property
@@ -126,14 +143,17 @@ class Embedder:
     """Embeds up to `batch_size` examples.
 
     Args:
-      examples: float32 [k, 96, 64], k <= batch_size.
+      examples: float32 [k, 96, 64], 0 <= k <= batch_size.
 
     Returns:
       float32 [k, 128].
     """
     k = examples.shape[0]
-    if not 0 < k <= self.batch_size:
+    if k > self.batch_size:
       raise ValueError(f'got {k} examples for a batch of at most {self.batch_size}')
+    if k == 0:
+      # Nothing to run (and oneDNN's convolutions mis-shape an empty batch).
+      return np.zeros((0, self._embedding_size), np.float32)
     return self._call(examples).numpy()
 
 
@@ -152,6 +172,8 @@ class ExtractResult:
     wall_seconds: duration of the run.
     shards: names of the shards this run wrote.
     failures: (id, error) of this run's failures.
+    warnings: (id, warning) of this run's `ok` inputs with a warning (a
+      truncated file, NaN/Inf samples replaced with zeros, ...).
     interrupted: the run was stopped (`should_stop`) before every input was
       done; what it finished is saved.
   """
@@ -165,6 +187,7 @@ class ExtractResult:
   wall_seconds: float = 0.0
   shards: List[str] = dataclasses.field(default_factory=list)
   failures: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+  warnings: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
   interrupted: bool = False
 
   @property
@@ -180,36 +203,50 @@ class _Prepared:
   examples: Optional[np.ndarray] = None  # float32 [n, 96, 64]
   duration: float = 0.0
   error: Optional[str] = None
+  warnings: Tuple[str, ...] = ()
 
 
-def prepare_input(item: corpus.AudioInput, params: Params = DEFAULT_PARAMS) -> _Prepared:
+def prepare_input(item: corpus.AudioInput, params: Params = DEFAULT_PARAMS,
+                  nonfinite: str = 'fail') -> _Prepared:
   """Reads one input into float32 examples (runs in a worker thread).
 
   Never raises for a bad file: any error becomes `_Prepared.error`, so that one
-  file cannot stop a corpus.
+  file cannot stop a corpus. What is doubtful about a file that still gives
+  examples (truncated, repaired NaN/Inf samples, padded from no samples at all)
+  becomes `_Prepared.warnings`.
+
+  Args:
+    item: the input.
+    params: frontend settings.
+    nonfinite: NaN/Inf samples fail the file ('fail') or become zeros ('zero');
+      see `vggish.audio_io.decode_audio`.
   """
   if item.error is not None:
     return _Prepared(item, error=item.error)
   try:
-    data, sample_rate = audio_io.read_audio(item.path)
-    duration = data.shape[0] / float(sample_rate)
-    waveform = audio_io.prepare_waveform(data, sample_rate, params)
-    del data
-    if waveform.shape[0] == 0:
-      return _Prepared(item, duration=duration, error=(
-          f'{item.path}: {duration * 1e3:.3f} ms of audio give no sample at '
-          f'{params.sample_rate} Hz'))
-    if (waveform.shape[0] < params.min_samples_per_example and
-        params.short_clip_policy == 'drop'):
-      return _Prepared(item, duration=duration, error=(
-          f'{item.path}: the clip ({duration:.3f} s) is shorter than one example '
-          f'({params.min_samples_per_example / params.sample_rate:.3f} s) and '
-          f'short_clip_policy is drop; use pad or repeat to keep it'))
+    decoded = audio_io.decode_audio(item.path, nonfinite)
+    duration = decoded.duration
+    warnings = list(decoded.warnings)
+    waveform = audio_io.prepare_waveform(decoded.data, decoded.sample_rate, params)
+    del decoded
+    if waveform.shape[0] < params.min_samples_per_example:
+      if params.short_clip_policy == 'drop':
+        return _Prepared(item, duration=duration, error=(
+            f'{item.path}: the clip ({duration:.3f} s) is shorter than one example '
+            f'({params.min_samples_per_example / params.sample_rate:.3f} s) and '
+            f'short_clip_policy is drop; use pad or repeat to keep it'))
+      if waveform.shape[0] == 0:
+        # Less than one output sample's worth: nothing to repeat, so the one
+        # example is the padding alone (silence), as `pad` promises.
+        warnings.append(
+            f'{duration * 1e3:.3f} ms of audio give no sample at '
+            f'{params.sample_rate} Hz; the example is silence')
     waveform = frontend.apply_short_clip_policy(waveform, params)
     examples = frontend.waveform_to_examples(waveform, params.sample_rate, params)
     # The model's input is float32, as upstream fed its float64 examples to a
     # float32 placeholder.
-    return _Prepared(item, examples=examples.astype(np.float32), duration=duration)
+    return _Prepared(item, examples=examples.astype(np.float32), duration=duration,
+                     warnings=tuple(warnings))
   except audio_io.AudioReadError as e:
     return _Prepared(item, error=str(e))
   except Exception as e:  # pylint: disable=broad-except
@@ -232,6 +269,27 @@ def read_shard_summary(path: str) -> Iterator[Tuple[str, int, float]]:
     yield video_id, num_examples, end_time
 
 
+@contextlib.contextmanager
+def writing(path: str):
+  """Turns a failed write of `path` (disk full, permissions) into `OutputWriteError`."""
+  try:
+    yield
+  except manifest_lib.OutputWriteError:
+    raise
+  except OSError as e:
+    raise manifest_lib.OutputWriteError.from_os_error(e, path) from e
+  except tf.errors.OpError as e:
+    # TensorFlow's file errors read 'PATH; No space left on device'.
+    reason = e.message.rsplit('; ', 1)[-1]
+    raise manifest_lib.OutputWriteError(
+        path, reason, isinstance(e, tf.errors.ResourceExhaustedError)) from e
+
+
+def _open_record_writer(path: str):
+  """A TFRecord writer (a seam for tests that simulate a full disk)."""
+  return tf.io.TFRecordWriter(path)
+
+
 class _ShardWriter:
   """Writes records into `embeddings-NNNNN.tfrecord.tmp`, renames full shards."""
 
@@ -250,9 +308,11 @@ class _ShardWriter:
     return os.path.join(self._dir, manifest_lib.shard_name(self._index))
 
   def add(self, serialized: bytes, row: manifest_lib.Row) -> None:
-    if self._writer is None:
-      self._writer = tf.io.TFRecordWriter(self._final_path + manifest_lib.TEMP_SUFFIX)
-    self._writer.write(serialized)
+    tmp = self._final_path + manifest_lib.TEMP_SUFFIX
+    with writing(tmp):
+      if self._writer is None:
+        self._writer = _open_record_writer(tmp)
+      self._writer.write(serialized)
     self._rows.append(dataclasses.replace(
         row, shard=manifest_lib.shard_name(self._index)))
     if len(self._rows) >= self._per_shard:
@@ -262,33 +322,46 @@ class _ShardWriter:
     """Completes the current shard: close, fsync, rename, then record its rows."""
     if self._writer is None:
       return
-    self._writer.close()
-    self._writer = None
     final = self._final_path
     tmp = final + manifest_lib.TEMP_SUFFIX
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-      os.fsync(fd)
-    finally:
-      os.close(fd)
-    os.replace(tmp, final)
+    with writing(tmp):
+      # Closing flushes the last records: the write most likely to find the
+      # disk full.
+      writer, self._writer = self._writer, None
+      writer.close()
+      fd = os.open(tmp, os.O_RDONLY)
+      try:
+        os.fsync(fd)
+      finally:
+        os.close(fd)
+      os.replace(tmp, final)
     manifest_lib.fsync_dir(self._dir)
-    # Only now are these inputs done: a kill before this line leaves a
-    # complete shard that `Manifest.reconcile` recovers.
-    self._manifest.append(self._rows)
+    # Only now are these inputs done: a kill (or a full disk) before the rows
+    # are appended leaves a complete shard that `Manifest.reconcile` recovers.
+    with writing(self._manifest.path):
+      self._manifest.append(self._rows)
     self.written.append(os.path.basename(final))
     self._rows = []
     self._index += 1
 
   def abort(self) -> None:
-    """Drops the incomplete shard (its inputs stay undone)."""
-    if self._writer is not None:
-      self._writer.close()
-      self._writer = None
-      tmp = self._final_path + manifest_lib.TEMP_SUFFIX
-      if os.path.exists(tmp):
-        os.remove(tmp)
+    """Drops the incomplete shard (its inputs stay undone).
+
+    Best effort and silent: it runs while another error (a full disk, Ctrl-C)
+    propagates, which must not be masked; a `.tmp` it cannot remove is
+    deleted by the next run.
+    """
+    writer, self._writer = self._writer, None
     self._rows = []
+    if writer is not None:
+      try:
+        writer.close()
+      except (OSError, tf.errors.OpError):
+        pass
+    try:  # Also after a commit that failed before its rename.
+      os.remove(self._final_path + manifest_lib.TEMP_SUFFIX)
+    except OSError:
+      pass
 
 
 @dataclasses.dataclass
@@ -307,7 +380,8 @@ class _Lock:
     self._fd = None
 
   def __enter__(self):
-    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+    with writing(self._path):
+      self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
       fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -343,6 +417,8 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
             batch_size: int = DEFAULT_BATCH_SIZE,
             num_workers: Optional[int] = None,
             prefetch: Optional[int] = None,
+            nonfinite: str = 'fail',
+            allow_tf32: bool = False,
             show_progress: bool = True,
             should_stop: Optional[Callable[[], bool]] = None) -> ExtractResult:
   """Embeds a corpus into sharded TFRecords with a manifest; resumes a previous run.
@@ -367,6 +443,11 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
     num_workers: decoding threads; default `default_num_workers()`.
     prefetch: decoded files held ahead of the model (this bounds memory:
       about 25 kB per second of audio held); default `default_prefetch`.
+    nonfinite: a file with NaN/Inf samples fails ('fail', the default: its
+      reason gives their count and first position) or is extracted with them
+      replaced by zeros and a warning in the manifest ('zero').
+    allow_tf32: see `Embedder.from_checkpoint` (ignored when `embedder` is
+      given).
     show_progress: report files, examples/s, real-time factor and ETA on
       stderr.
     should_stop: polled between files; when it returns True the run finishes
@@ -378,6 +459,8 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
   Raises:
     ValueError: a bad argument, the directory was made with other settings, or
       another run is writing to it.
+    vggish.manifest.OutputWriteError: the output cannot be written (disk full,
+      permissions); what was completed is kept, and a rerun resumes.
     vggish.workspace.MissingModelFileError: the checkpoint or PCA file is missing.
     vggish.checkpoint.CheckpointError: the checkpoint cannot be loaded.
   """
@@ -389,6 +472,9 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
   prefetch = default_prefetch(num_workers) if prefetch is None else prefetch
   if prefetch < 1:
     raise ValueError(f'prefetch must be >= 1, got {prefetch}')
+  if nonfinite not in audio_io.NONFINITE_POLICIES:
+    raise ValueError(f'nonfinite must be one of {audio_io.NONFINITE_POLICIES}, '
+                     f'got {nonfinite!r}')
   output_dir = os.fspath(output_dir)
   inputs = _as_inputs(inputs)
 
@@ -400,15 +486,18 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
     pca_path = workspace.require_model_file(pca_params_path, workspace.PCA_PARAMS_NAME)
     postprocessor = postprocess_lib.Postprocessor(str(pca_path), params)
   if embedder is None:
-    embedder = Embedder.from_checkpoint(checkpoint_path, batch_size, params)
+    embedder = Embedder.from_checkpoint(checkpoint_path, batch_size, params,
+                                        allow_tf32=allow_tf32)
 
-  os.makedirs(output_dir, exist_ok=True)
+  with writing(output_dir):
+    os.makedirs(output_dir, exist_ok=True)
   with _Lock(output_dir):
-    manifest_lib.check_config(output_dir, record_settings(postprocess, params))
-    manifest_lib.remove_temp_shards(output_dir)
-    manifest = manifest_lib.Manifest(output_dir)
-    manifest.reconcile(read_shard_summary,
-                       {item.video_id: os.path.abspath(item.path) for item in inputs})
+    with writing(output_dir):
+      manifest_lib.check_config(output_dir, record_settings(postprocess, params))
+      manifest_lib.remove_temp_shards(output_dir)
+      manifest = manifest_lib.Manifest(output_dir)
+      manifest.reconcile(read_shard_summary,
+                         {item.video_id: os.path.abspath(item.path) for item in inputs})
     done = manifest.done_ids()
     todo = [item for item in inputs if item.video_id not in done]
     result = ExtractResult(output_dir=output_dir, num_inputs=len(inputs),
@@ -421,22 +510,29 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
     try:
       with progress_lib.Progress(total=len(todo), unit='files', desc='extract',
                                  enabled=show_progress) as bar:
-        _run(todo, embedder, postprocessor, params, writer, manifest, result, bar,
-             num_workers, prefetch, should_stop)
+        _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest,
+             result, bar, num_workers, prefetch, should_stop)
       writer.commit()
     except BaseException:
-      # KeyboardInterrupt or an unexpected error: the open shard may lack
-      # records whose rows are not written; drop it, keep what is committed.
+      # KeyboardInterrupt, a full disk or an unexpected error: the open shard
+      # may lack records whose rows are not written; drop it, keep what is
+      # committed (the append-only manifest already records it).
       writer.abort()
+      try:
+        manifest.compact()
+      except OSError:
+        pass  # The error on its way out says more; the next run compacts.
       raise
+    else:
+      with writing(manifest.path):
+        manifest.compact()
     finally:
       result.shards = list(writer.written)
       result.wall_seconds = time.monotonic() - start
-      manifest.compact()
   logging.info('extracted %d files (%d embeddings, %.1f s of audio) in %.1f s; '
-               '%d failed, %d skipped', result.num_ok, result.num_examples,
-               result.audio_seconds, result.wall_seconds, result.num_failed,
-               result.num_skipped)
+               '%d failed, %d skipped, %d with warnings', result.num_ok,
+               result.num_examples, result.audio_seconds, result.wall_seconds,
+               result.num_failed, result.num_skipped, len(result.warnings))
   return result
 
 
@@ -455,8 +551,8 @@ def _as_inputs(inputs) -> List[corpus.AudioInput]:
   return items
 
 
-def _run(todo, embedder, postprocessor, params, writer, manifest, result, bar,
-         num_workers, prefetch, should_stop) -> None:
+def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, result,
+         bar, num_workers, prefetch, should_stop) -> None:
   """The streaming loop: decode ahead in threads, embed in batches, write in order."""
   batch_size = embedder.batch_size
   hop_seconds = params.example_hop_length / params.features_sample_rate
@@ -470,16 +566,29 @@ def _run(todo, embedder, postprocessor, params, writer, manifest, result, bar,
   def write_file(entry: _Pending) -> None:
     prepared = entry.prepared
     embeddings = entry.embeddings
+    bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+    if bad.size:
+      # Finite examples cannot give NaN/Inf through finite weights, so this is
+      # a broken checkpoint or numerics; the PCA would quantize it to 0/255.
+      prepared.error = (
+          f'{prepared.item.path}: the model gave NaN/Inf embeddings for '
+          f'{bad.size} of its {embeddings.shape[0]} example(s) (first: example '
+          f'{int(bad[0])}); check the checkpoint (python -m tools.smoke_test)')
+      fail(prepared)
+      return
     if postprocessor is not None:
       embeddings = postprocessor.postprocess(embeddings)  # uint8 [n, 128]
     example = records.make_sequence_example(
         prepared.item.video_id, embeddings, labels=prepared.item.label_indices,
         start_time_seconds=0.0, end_time_seconds=prepared.duration,
         example_hop_seconds=hop_seconds)
+    warning = '; '.join(prepared.warnings)
     writer.add(example.SerializeToString(), manifest_lib.Row(
         id=prepared.item.video_id, path=os.path.abspath(prepared.item.path),
         status=manifest_lib.OK, examples=embeddings.shape[0],
-        duration=prepared.duration))
+        duration=prepared.duration, warning=warning))
+    if warning:
+      result.warnings.append((prepared.item.video_id, warning))
     result.num_ok += 1
     result.num_examples += embeddings.shape[0]
     result.audio_seconds += prepared.duration
@@ -502,9 +611,11 @@ def _run(todo, embedder, postprocessor, params, writer, manifest, result, bar,
   def fail(prepared: _Prepared) -> None:
     item = prepared.item
     logging.warning('failed: %s', prepared.error)
-    manifest.append([manifest_lib.Row(
-        id=item.video_id, path=os.path.abspath(item.path), status=manifest_lib.FAILED,
-        duration=prepared.duration, error=prepared.error)])
+    with writing(manifest.path):
+      manifest.append([manifest_lib.Row(
+          id=item.video_id, path=os.path.abspath(item.path),
+          status=manifest_lib.FAILED, duration=prepared.duration,
+          error=prepared.error)])
     result.num_failed += 1
     result.failures.append((item.video_id, prepared.error))
     bar.update(1)
@@ -519,7 +630,7 @@ def _run(todo, embedder, postprocessor, params, writer, manifest, result, bar,
         item = next(todo_iter, None)
         if item is None:
           return
-        queue.append(pool.submit(prepare_input, item, params))
+        queue.append(pool.submit(prepare_input, item, params, nonfinite))
 
     try:
       refill()

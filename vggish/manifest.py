@@ -17,6 +17,7 @@ An output directory of `tools.extract` holds:
   | `duration` | clip length in seconds, before any short-clip padding |
   | `shard` | the shard file holding the record (empty when failed) |
   | `error` | why it failed (empty when ok) |
+  | `warning` | what is doubtful about an `ok` input (e.g. `truncated: header says 5.000 s, decoded 1.500 s`; several joined by `; `), else empty |
 
 - `extract_config.json`: the settings that shape the records (embedding
   variant, hop, short-clip policy), so a resumed run cannot mix variants.
@@ -41,6 +42,7 @@ runs cannot write into one directory at once.
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import logging
@@ -50,7 +52,9 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 
 MANIFEST_NAME = 'manifest.csv'
 CONFIG_NAME = 'extract_config.json'
-FIELDS = ('id', 'path', 'status', 'examples', 'duration', 'shard', 'error')
+FIELDS = ('id', 'path', 'status', 'examples', 'duration', 'shard', 'error', 'warning')
+# Manifests written before the `warning` column are read as well.
+_OLD_FIELDS = FIELDS[:-1]
 OK = 'ok'
 FAILED = 'failed'
 
@@ -61,6 +65,39 @@ _SHARD_RE = re.compile(
     re.escape(SHARD_PREFIX) + r'(\d{5,})' + re.escape(SHARD_SUFFIX) + '$')
 _TEMP_RE = re.compile(
     re.escape(SHARD_PREFIX) + r'\d{5,}' + re.escape(SHARD_SUFFIX + TEMP_SUFFIX) + '$')
+
+
+class OutputWriteError(OSError):
+  """The output directory cannot be written (disk full, permissions, ...).
+
+  Nothing completed is lost when this is raised: shards are renamed into place
+  and recorded only when whole, so rerunning the same command resumes.
+
+  Attributes:
+    path: the file or directory that could not be written.
+    reason: the system's words ('No space left on device').
+    no_space: the filesystem (or a quota) is full.
+  """
+
+  def __init__(self, path: str, reason: str, no_space: bool = False):
+    self.path = path
+    self.reason = reason
+    self.no_space = no_space
+    if no_space:
+      remedy = ('free some space (or use another --output directory) and rerun '
+                'the same command')
+    else:
+      remedy = ('check that the output directory is writable and rerun the same '
+                'command')
+    super().__init__(
+        f'cannot write {path}: {reason}; {remedy}: it resumes, keeping every '
+        f'input already extracted')
+
+  @classmethod
+  def from_os_error(cls, error: OSError, path: str) -> 'OutputWriteError':
+    """The error for a failed write of `path` (or the file `error` names)."""
+    return cls(error.filename or path, error.strerror or str(error),
+               error.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
 def shard_name(index: int) -> str:
@@ -120,20 +157,22 @@ class Row:
   duration: float = 0.0
   shard: str = ''
   error: str = ''
+  warning: str = ''
 
   def as_fields(self) -> Tuple[str, ...]:
-    # One line per row whatever the message holds, so `tail`/`grep` work too.
-    error = ' '.join(self.error.split())
+    # One line per row whatever the messages hold, so `tail`/`grep` work too.
     return (self.id, self.path, self.status, str(self.examples),
-            f'{self.duration:.6f}', self.shard, error)
+            f'{self.duration:.6f}', self.shard, ' '.join(self.error.split()),
+            ' '.join(self.warning.split()))
 
   @classmethod
   def from_fields(cls, fields: Sequence[str]) -> 'Row':
-    if len(fields) != len(FIELDS) or fields[2] not in (OK, FAILED):
+    if len(fields) not in (len(FIELDS), len(_OLD_FIELDS)) or fields[2] not in (OK, FAILED):
       raise ValueError(f'not a manifest row: {fields}')
     return cls(id=fields[0], path=fields[1], status=fields[2],
                examples=int(fields[3]), duration=float(fields[4]),
-               shard=fields[5], error=fields[6])
+               shard=fields[5], error=fields[6],
+               warning=fields[7] if len(fields) == len(FIELDS) else '')
 
 
 def _format_rows(rows: Iterable[Row], header: bool = False) -> bytes:
@@ -173,9 +212,12 @@ def read_rows(path: str) -> List[Row]:
   lines = text.split('\n')
   if lines and lines[-1] == '':
     lines.pop()
+  elif lines:
+    # Every write ends its rows with a newline: an unterminated line is torn.
+    logging.warning('%s: skipping an incomplete last line: %r', path, lines.pop())
   rows = []
   for number, fields in enumerate(csv.reader(lines)):
-    if number == 0 and tuple(fields) == FIELDS:
+    if number == 0 and tuple(fields) in (FIELDS, _OLD_FIELDS):
       continue
     try:
       rows.append(Row.from_fields(fields))
@@ -228,11 +270,19 @@ class Manifest:
   def compact(self) -> None:
     """Rewrites the file with one row per id (temp file + rename)."""
     tmp = self.path + TEMP_SUFFIX
-    with open(tmp, 'wb') as f:
-      f.write(_format_rows(self.rows.values(), header=True))
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, self.path)
+    try:
+      with open(tmp, 'wb') as f:
+        f.write(_format_rows(self.rows.values(), header=True))
+        f.flush()
+        os.fsync(f.fileno())
+      os.replace(tmp, self.path)
+    except OSError:
+      # E.g. a full disk: the append-only file stays as it was, and valid.
+      try:
+        os.remove(tmp)
+      except OSError:
+        pass
+      raise
     fsync_dir(self.output_dir)
 
   def done_ids(self) -> set:

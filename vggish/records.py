@@ -53,6 +53,10 @@ class RecordFormatError(ValueError):
   """Records that do not follow this schema, or disagree in format."""
 
 
+class NonFiniteEmbeddingError(ValueError):
+  """Embeddings to be written hold NaN or Inf."""
+
+
 def _check_format(embedding_format: str) -> str:
   if embedding_format not in EMBEDDING_FORMATS:
     raise ValueError(f'embedding_format must be one of {EMBEDDING_FORMATS}, '
@@ -91,6 +95,7 @@ def make_sequence_example(
     The tf.train.SequenceExample (call `.SerializeToString()` to write it).
 
   Raises:
+    NonFiniteEmbeddingError: float embeddings hold NaN or Inf.
     ValueError: on a wrong shape or dtype, or a negative label.
   """
   size = params.embedding_size
@@ -103,6 +108,14 @@ def make_sequence_example(
   elif np.issubdtype(embeddings.dtype, np.floating):
     embedding_format = FLOAT32
     embeddings = embeddings.astype(np.float32)
+    finite = np.isfinite(embeddings)
+    if not finite.all():
+      # A record is a result: NaN/Inf in it is garbage that looks like data.
+      rows = np.flatnonzero(~finite.all(axis=1))
+      raise NonFiniteEmbeddingError(
+          f'the embeddings of {video_id!r} hold {int((~finite).sum())} NaN/Inf '
+          f'value(s), in {rows.size} of {embeddings.shape[0]} example(s) (first: '
+          f'example {int(rows[0])}); such a record is never written')
   else:
     raise ValueError(
         f'embeddings must be uint8 (postprocessed) or float (raw), got dtype '
