@@ -468,3 +468,24 @@ def test_unwritable_output_is_an_output_write_error(embedder, tmp_path):
   (tmp_path / 'file').write_text('x')
   with pytest.raises(manifest_lib.OutputWriteError, match='cannot write .*file'):
     _extract([golden_audio_path('sine_1khz_16k_3s')], tmp_path / 'file' / 'out', embedder)
+
+
+def test_embedder_gives_empty_embeddings_for_no_examples(embedder):
+  # Without running the model: oneDNN's Conv2D mis-shapes an empty batch.
+  empty = embedder(np.zeros((0, 96, 64), np.float32))
+  assert empty.shape == (0, 128) and empty.dtype == np.float32
+  with pytest.raises(ValueError, match='at most 4'):
+    embedder(np.zeros((5, 96, 64), np.float32))
+
+
+def test_embedder_switches_tf32_off_unless_allowed(recipe_checkpoint):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  before = tf.config.experimental.tensor_float_32_execution_enabled()
+  try:
+    tf.config.experimental.enable_tensor_float_32_execution(True)
+    extractor.Embedder.from_checkpoint(recipe_checkpoint, batch_size=2)
+    assert not tf.config.experimental.tensor_float_32_execution_enabled()
+    extractor.Embedder.from_checkpoint(recipe_checkpoint, batch_size=2, allow_tf32=True)
+    assert tf.config.experimental.tensor_float_32_execution_enabled()
+  finally:
+    tf.config.experimental.enable_tensor_float_32_execution(before)
