@@ -122,7 +122,7 @@ def test_input_csv_reads_labels_and_marks_missing_files(tmp_path):
   assert inputs[0].labels == ('Bark', 'Dog')
   assert inputs[1].labels == ('Meow',)
   assert inputs[0].error is None and inputs[1].error is None
-  assert 'file not found' in inputs[2].error
+  assert inputs[2].error.endswith('no such file or directory; check the path')
 
 
 def test_input_csv_defaults_to_its_directory_and_accepts_label_column(tmp_path):

@@ -196,7 +196,7 @@ def test_every_failure_is_recorded_and_the_run_goes_on(embedder, tmp_path):
       'garbage': 'cannot be read as audio',
       'empty': 'empty (0 bytes)',
       'no_samples': 'no audio samples',
-      'missing': 'file not found',
+      'missing': 'missing.wav: no such file or directory',
       'text': 'cannot be read as audio',
       'unknown_label': "unknown label(s) 'Kazoo'",
       'header_only': 'no audio samples',

@@ -58,6 +58,9 @@ def test_usage_errors_are_one_line_with_status_2(tmp_path, recipe_pca_params_pat
   _assert_usage_error(_run('--output', out, tmp_path / 'nothing.wav'),
                       'none of the 1 input(s) exists', 'nothing.wav: no such file')
   _assert_usage_error(_run('--output', out, str(tmp_path / '*.flac')), 'matches no file')
+  (tmp_path / 'list.csv').write_text('fname\nnot_here.wav\n')
+  _assert_usage_error(_run('--output', out, '--input_csv', tmp_path / 'list.csv'),
+                      'none of the 1 input(s) exists', 'not_here.wav')
   clips = tmp_path / 'clips'
   _write_clips(clips, 1)
   _assert_usage_error(_run('--output', out, '--records_per_shard=0', clips),

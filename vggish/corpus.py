@@ -291,7 +291,7 @@ def read_input_csv(csv_path: PathLike,
         continue
       labels = _split_labels(row.get(label_field) or '') if label_field else ()
       path = os.path.join(audio_dir, fname)
-      error = None if os.path.isfile(path) else f'file not found: {path}'
+      error = _missing_reason(path)
       inputs.append(AudioInput(video_id=_id_from_relative(fname), path=path,
                                labels=labels, error=error))
   seen = {}
