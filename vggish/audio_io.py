@@ -101,7 +101,7 @@ def decode_audio(path, nonfinite='fail'):
     AudioReadError: if the file is missing, empty, holds no samples, is corrupt,
       is not in a format libsndfile reads, or (nonfinite='fail') holds NaN/Inf.
   """
-  _check_policy(nonfinite)
+  check_nonfinite_policy(nonfinite)
   path = os.fspath(path)
   if not os.path.exists(path):
     if os.path.islink(path):
@@ -232,7 +232,7 @@ def check_finite(data, sample_rate, nonfinite='fail', source='the waveform'):
   Raises:
     NonFiniteAudioError: nonfinite='fail' and some sample is NaN or infinite.
   """
-  _check_policy(nonfinite)
+  check_nonfinite_policy(nonfinite)
   data = np.asarray(data)
   finite = np.isfinite(data)
   if finite.all():
@@ -254,7 +254,8 @@ def check_finite(data, sample_rate, nonfinite='fail', source='the waveform'):
   return data, f'{described} replaced with zeros'
 
 
-def _check_policy(nonfinite):
+def check_nonfinite_policy(nonfinite):
+  """Raises ValueError unless `nonfinite` is one of `NONFINITE_POLICIES`."""
   if nonfinite not in NONFINITE_POLICIES:
     raise ValueError(
         f'nonfinite must be one of {", ".join(NONFINITE_POLICIES)}, got {nonfinite!r}')

@@ -472,9 +472,7 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
   prefetch = default_prefetch(num_workers) if prefetch is None else prefetch
   if prefetch < 1:
     raise ValueError(f'prefetch must be >= 1, got {prefetch}')
-  if nonfinite not in audio_io.NONFINITE_POLICIES:
-    raise ValueError(f'nonfinite must be one of {audio_io.NONFINITE_POLICIES}, '
-                     f'got {nonfinite!r}')
+  audio_io.check_nonfinite_policy(nonfinite)
   output_dir = os.fspath(output_dir)
   inputs = _as_inputs(inputs)
 
