@@ -169,6 +169,65 @@ def test_saved_model_embed_waveform_matches_keras(saved_model, golden, reference
   assert not np.any(out['quantized'].numpy()[~mask])
 
 
+def test_saved_model_gives_well_formed_outputs_for_zero_examples(saved_model):
+  examples = saved_model.signatures['embed_examples'](examples=np.zeros((0, 96, 64), np.float32))
+  assert examples['embeddings'].shape == (0, 128) and examples['embeddings'].dtype == tf.float32
+  assert examples['quantized'].shape == (0, 128) and examples['quantized'].dtype == tf.uint8
+  run = saved_model.signatures['embed_waveform']
+  rng = np.random.RandomState(8)
+  short = (0.1 * rng.standard_normal((2, 12000))).astype(np.float32)
+  out = run(waveform=short, lengths=np.array([12000, 5000], np.int32))
+  assert list(out['num_examples'].numpy()) == [0, 0]
+  assert out['embeddings'].shape == (2, 1, 128) and not np.any(out['embeddings'].numpy())
+  assert out['quantized'].shape == (2, 1, 128)
+  # A batch of no rows: the slots of the padded length, and no row.
+  out = run(waveform=np.zeros((0, 40000), np.float32), lengths=np.zeros([0], np.int32))
+  assert out['num_examples'].shape == (0,)
+  assert out['embeddings'].shape == (0, 2, 128) and out['quantized'].shape == (0, 2, 128)
+
+
+@pytest.mark.parametrize('signature, bad', [
+    ('embed_examples', 'examples'), ('embed_waveform', 'waveform'),
+    ('embed_waveform', 'padding')])
+def test_saved_model_refuses_non_finite_inputs(saved_model, signature, bad):
+  rng = np.random.RandomState(9)
+  if signature == 'embed_examples':
+    examples = rng.uniform(-4, 2, (3, 96, 64)).astype(np.float32)
+    examples[1, 5, 7], examples[2, 0, 0] = np.nan, np.inf
+    inputs = {'examples': examples}
+  else:
+    waveform = (0.1 * rng.standard_normal((2, 20000))).astype(np.float32)
+    # In the valid samples, or in the padding past `lengths` (checked too).
+    waveform[1, 19000 if bad == 'padding' else 100] = np.nan
+    waveform[1, 19999] = -np.inf
+    inputs = {'waveform': waveform, 'lengths': np.array([20000, 18000], np.int32)}
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=f'{signature}, the {bad.replace("padding", "waveform")}: '
+                           r'NaN or infinite values:\W+2\b'):
+    saved_model.signatures[signature](**inputs)
+
+
+def test_assert_finite_counts_bad_values():
+  fine = export._assert_finite(tf.constant([1.0, 2.0]), 'x')  # pylint: disable=protected-access
+  np.testing.assert_array_equal(fine.numpy(), [1.0, 2.0])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'the embeddings: NaN or infinite values:\W+3\b'):
+    export._assert_finite(tf.constant([np.inf, 0.0, np.nan, -np.inf]), 'the embeddings')  # pylint: disable=protected-access
+
+
+def test_weights_holding_nan_are_not_exported():
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from vggish import model as vggish_model  # pylint: disable=g-import-not-at-top
+  from vggish.params import DEFAULT_PARAMS  # pylint: disable=g-import-not-at-top
+  params = dataclasses.replace(DEFAULT_PARAMS, example_window_seconds=0.16, num_mel_bins=16,
+                               embedding_size=32)
+  model = vggish_model.VGGish(params=params)
+  bias = model.get_layer('fc1_2').bias
+  bias.assign(np.where(np.arange(bias.shape[0]) < 2, np.nan, bias.numpy()))
+  with pytest.raises(export.ExportError, match=r'fc1_2/bias \(2 values\)'):
+    export.ExportModule(model, params=params)
+
+
 def test_saved_model_loads_without_this_project(saved_model_dir, saved_model, tmp_path):
   """A bare interpreter (no repo on sys.path, vggish never imported) loads and runs it."""
   rng = np.random.RandomState(5)
@@ -223,6 +282,8 @@ def test_tflite_float_uses_builtin_ops_and_has_both_signatures(tflite_float_path
   ops = export.tflite_operators(tflite_float_path)
   assert not [op for op in ops if op.startswith('custom:')], ops  # No Flex delegate needed.
   assert 'RFFT2D' in ops and 'CONV_2D' in ops
+  # The SavedModel's finiteness checks stay out (TFLiteModel checks in numpy).
+  assert not [op for op in ops if 'ASSERT' in op or 'NUMERICS' in op], ops
   interpreter = tf.lite.Interpreter(model_path=str(tflite_float_path))
   signatures = interpreter.get_signature_list()
   assert signatures['embed_waveform'] == {
@@ -265,6 +326,45 @@ def test_tflite_batches_of_any_shape(tflite_float_path, saved_model):
     assert out['embeddings'].shape[1] >= 1  # An empty slot even for short clips.
     np.testing.assert_allclose(out['embeddings'], expected['embeddings'].numpy(),
                                rtol=0, atol=1e-4 * max(1.0, np.abs(out['embeddings']).max()))
+
+
+def test_tflite_empty_batches_after_non_empty_ones(tflite_float_path, saved_model):
+  """TFLite's interpreter cannot return an empty tensor after a full one: the runner answers."""
+  model = export.TFLiteModel(tflite_float_path, num_threads=1)
+  assert model.has_pca
+  rng = np.random.RandomState(10)
+  model.embed_examples(rng.uniform(-4, 2, (2, 96, 64)).astype(np.float32))
+  out = model.embed_examples(np.zeros((0, 96, 64), np.float32))
+  assert out['embeddings'].shape == (0, 128) and out['embeddings'].dtype == np.float32
+  assert out['quantized'].shape == (0, 128) and out['quantized'].dtype == np.uint8
+  model.embed_waveform((0.1 * rng.standard_normal((1, 20000))).astype(np.float32), [20000])
+  for samples in (0, 8000, 40000, 100000):
+    waveform, lengths = np.zeros((0, samples), np.float32), np.zeros([0], np.int32)
+    out = model.embed_waveform(waveform, lengths)
+    expected = saved_model.signatures['embed_waveform'](waveform=waveform, lengths=lengths)
+    for key in ('embeddings', 'quantized', 'num_examples'):
+      assert out[key].shape == tuple(expected[key].shape), (samples, key)
+      assert out[key].dtype == expected[key].dtype.as_numpy_dtype, (samples, key)
+  # Still fine afterwards.
+  out = model.embed_examples(rng.uniform(-4, 2, (3, 96, 64)).astype(np.float32))
+  assert out['embeddings'].shape == (3, 128)
+
+
+def test_tflite_runner_refuses_non_finite_inputs(tflite_float_path):
+  model = export.TFLiteModel(tflite_float_path, num_threads=1)
+  examples = np.zeros((2, 96, 64), np.float32)
+  examples[0, 1, 2] = np.nan
+  examples[1, 3, 4] = np.inf
+  with pytest.raises(ValueError, match='the examples: 2 NaN or infinite values'):
+    model.embed_examples(examples)
+  waveform = np.zeros((1, 20000), np.float32)
+  waveform[0, 10] = -np.inf
+  with pytest.raises(ValueError, match='the waveform: 1 NaN or infinite values'):
+    model.embed_waveform(waveform, [20000])
+  with pytest.raises(ValueError, match='the waveform: 1 NaN'):
+    model.embed_waveform(waveform[:, :11], [11])  # Shorter than one example: checked too.
+  with pytest.raises(ValueError, match=r'examples must be \[n, 96, 64\]'):
+    model.embed_examples(np.zeros((2, 96), np.float32))
 
 
 def test_tflite_dynamic_is_smaller_and_close(tflite_dynamic_path, tflite_float_path, golden,

@@ -15,8 +15,14 @@ embeddings (upstream's PCA and 8-bit quantization). See vggish/export.py.
 it a numbered version folder). --format tflite writes --output/vggish.tflite,
 or --output/vggish_dynamic.tflite with --quantize dynamic (int8 weights).
 
-Exit status: 0 written; 2 a model file is missing or unreadable, or the flags
-do not fit together (one line on stderr).
+Zero examples give well-formed empty outputs; the SavedModel refuses NaN/Inf
+inputs (the TFLite runner `vggish.export.TFLiteModel` checks them in numpy).
+Neither file carries TensorFlow's TF32 switch: on an Ampere or later GPU, the
+process serving a SavedModel must call
+`tf.config.experimental.enable_tensor_float_32_execution(False)` itself.
+
+Exit status: 0 written; 2 a model file is missing or unreadable (or its
+weights hold NaN/Inf), or the flags do not fit together (one line on stderr).
 """
 
 import sys

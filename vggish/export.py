@@ -39,15 +39,30 @@ Formats:
   (float activations) already leave only 75-91 % of the bytes within +-1, so
   no split of layers between int8 and float32 reaches 99 % (keeping every
   conv float32 gives 55 %, at about the same speed). The signature runners resize their inputs on
-  each call (any batch and length); a call with an empty batch after a
-  non-empty one fails in TFLite's Python interpreter ('Invalid tensor size'),
-  so skip empty batches.
+  each call (any batch and length). TFLite's Python interpreter fails on an
+  empty batch after a non-empty one ('Invalid tensor size'), so `TFLiteModel`
+  answers empty batches itself, without the interpreter.
+
+Zero examples are valid everywhere: an empty batch, or items all shorter than
+one example, give well-formed empty outputs (the network itself never runs on
+an empty batch; see `vggish.model`). NaN or Inf is never embedded: the
+SavedModel signatures fail with an InvalidArgumentError that counts the
+non-finite values of `waveform` (padding included), `examples` or the
+embeddings; the .tflite graph holds no such check (CheckNumerics and Assert are
+not TFLite builtins), so `TFLiteModel` checks its numpy inputs and outputs and
+raises ValueError; and a model whose weights hold NaN/Inf is not exported.
+
+TF32: neither format can carry TensorFlow's TensorFloat-32 switch, so a process
+that runs a SavedModel on an Ampere or later GPU must call
+`tf.config.experimental.enable_tensor_float_32_execution(False)` itself to get
+float32 embeddings (the export process turns TF32 off; `vggish.device`).
 
 `run_report` measures what each export gives against the Keras float32 model
 (fidelity) and how fast it runs (`tools/export_report.py` prints it).
 """
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -76,6 +91,9 @@ SIGNATURES = (SIGNATURE_WAVEFORM, SIGNATURE_EXAMPLES)
 FORMATS = ('saved_model', 'tflite')
 QUANTIZE_MODES = ('none', 'dynamic')
 TFLITE_FILE_NAMES = {'none': 'vggish.tflite', 'dynamic': 'vggish_dynamic.tflite'}
+# Why a NaN/Inf check failed, in the error message.
+_REFUSED_INPUT = 'VGGish refuses non-finite input'
+_OVERFLOW = 'from finite inputs: are they far out of range?'
 
 
 class ExportError(ValueError):
@@ -105,10 +123,12 @@ class ExportModule(tf.Module):
 
     Raises:
       ValueError: bad PCA parameters or dtype.
+      ExportError: the model's weights hold NaN or Inf.
     """
     super().__init__(name='vggish_export')
     if pca_dtype not in (tf.float32, tf.float64):
       raise ValueError(f'pca_dtype must be tf.float32 or tf.float64, got {pca_dtype}')
+    _check_finite_weights(model)
     self._params = params
     self._model = model
     # Tracking the variables themselves (not only the Keras model) is what lets
@@ -122,18 +142,24 @@ class ExportModule(tf.Module):
       processor = postprocess.Postprocessor(pca_params, params)
       self._eigen_vectors = processor.eigen_vectors  # float64 [128, 128]
       self._means = processor.means  # float64 [128, 1]
-    num_frames, num_bands = params.example_window_length, params.num_mel_bins
-    self.embed_waveform = tf.function(
-        self._embed_waveform,
+    self.embed_waveform, self.embed_examples = self._functions(check_finite=True)
+
+  def _functions(self, check_finite: bool):
+    """(embed_waveform, embed_examples) `tf.function`s, with or without input checks."""
+    p = self._params
+    waveform = tf.function(
+        functools.partial(self._embed_waveform, check_finite=check_finite),
         input_signature=[
             tf.TensorSpec([None, None], tf.float32, name='waveform'),
             tf.TensorSpec([None], tf.int32, name='lengths'),
         ])
-    self.embed_examples = tf.function(
-        self._embed_examples,
+    examples = tf.function(
+        functools.partial(self._embed_examples, check_finite=check_finite),
         input_signature=[
-            tf.TensorSpec([None, num_frames, num_bands], tf.float32, name='examples'),
+            tf.TensorSpec([None, p.example_window_length, p.num_mel_bins], tf.float32,
+                          name='examples'),
         ])
+    return waveform, examples
 
   @property
   def has_pca(self) -> bool:
@@ -143,12 +169,23 @@ class ExportModule(tf.Module):
   def pca_dtype(self) -> tf.DType:
     return self._pca_dtype
 
-  def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
-    """The serving signatures for `tf.saved_model.save`."""
-    waveform = self.embed_waveform.get_concrete_function()
+  def signatures(self, check_finite: bool = True
+                 ) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+    """The serving signatures for `tf.saved_model.save`.
+
+    Args:
+      check_finite: the signatures refuse NaN/Inf inputs (and outputs) with
+        an InvalidArgumentError. The check ops are no TFLite builtins, so the
+        TFLite conversion asks for False (`TFLiteModel` checks in numpy).
+    """
+    if check_finite:
+      run_waveform, run_examples = self.embed_waveform, self.embed_examples
+    else:
+      run_waveform, run_examples = self._functions(check_finite=False)
+    waveform = run_waveform.get_concrete_function()
     return {
         SIGNATURE_WAVEFORM: waveform,
-        SIGNATURE_EXAMPLES: self.embed_examples.get_concrete_function(),
+        SIGNATURE_EXAMPLES: run_examples.get_concrete_function(),
         tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: waveform,
     }
 
@@ -164,15 +201,27 @@ class ExportModule(tf.Module):
       arrays.append(self._eigen_vectors.astype(np.float32))
     return arrays
 
-  def _embed_examples(self, examples):
+  def _embed_examples(self, examples, check_finite: bool):
+    if check_finite:
+      examples = _assert_finite(examples, f'{SIGNATURE_EXAMPLES}, the examples')
+    return self._embed(examples, check_finite)
+
+  def _embed(self, examples, check_finite: bool):
+    """float32 [n, 96, 64] -> {'embeddings': [n, 128], 'quantized': uint8 [n, 128]}."""
     embeddings = self._model(examples, training=False)  # [n, 128]
+    if check_finite:
+      # Finite inputs can still overflow (a waveform near float32's limit).
+      embeddings = _assert_finite(embeddings, 'the embeddings', _OVERFLOW)
     outputs = {'embeddings': embeddings}
     if self.has_pca:
       outputs['quantized'] = self._postprocess(embeddings)  # [n, 128] uint8
     return outputs
 
-  def _embed_waveform(self, waveform, lengths):
+  def _embed_waveform(self, waveform, lengths, check_finite: bool):
     p = self._params
+    if check_finite:
+      # Padding included: the check does not depend on `lengths`.
+      waveform = _assert_finite(waveform, f'{SIGNATURE_WAVEFORM}, the waveform')
     num_samples = tf.shape(waveform)[1]
     lengths = tf.clip_by_value(lengths, 0, num_samples)  # [b]
     # At least one example slot (empty when no item is long enough): TFLite's
@@ -189,7 +238,7 @@ class ExportModule(tf.Module):
     # would otherwise pay for its padding); the results go back to their slots.
     keep = tf.reshape(tf.sequence_mask(num_examples, max_examples), [slots])  # [b*m]
     index = tf.where(keep)  # [k, 1] int64
-    outputs = self._embed_examples(tf.gather_nd(examples, index))  # [k, 128]
+    outputs = self._embed(tf.gather_nd(examples, index), check_finite)  # [k, 128]
     result = {'num_examples': num_examples}
     for key, value in outputs.items():
       # One spare row: TFLite's SCATTER_ND kills the process (SIGFPE) on an
@@ -213,6 +262,28 @@ class ExportModule(tf.Module):
     scaled = (tf.clip_by_value(pca, lo, hi) - lo) * (255.0 / (hi - lo))
     # The cast truncates (the values are >= 0), as upstream's astype(uint8).
     return tf.cast(scaled, tf.uint8)
+
+
+def _assert_finite(tensor, what: str, why: str = _REFUSED_INPUT):
+  """`tensor`, once an assertion has checked that it holds no NaN or Inf.
+
+  Raises (when run):
+    tf.errors.InvalidArgumentError: naming `what` and the count of bad values.
+  """
+  bad = tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(tensor)), tf.int32))
+  check = tf.debugging.Assert(
+      tf.equal(bad, 0), [f'{what}: NaN or infinite values:', bad, why])
+  with tf.control_dependencies([check]):
+    return tf.identity(tensor)
+
+
+def _check_finite_weights(model) -> None:
+  """Raises ExportError naming the variables of `model` that hold NaN or Inf."""
+  bad = [f'{v.path} ({int(np.sum(~np.isfinite(v.numpy())))} values)'
+         for v in model.variables if not np.all(np.isfinite(v.numpy()))]
+  if bad:
+    raise ExportError(f'the model\'s weights hold NaN or Inf, so would every '
+                      f'embedding: {", ".join(bad)}')
 
 
 def build_module(checkpoint: PathLike, pca_params=None,
@@ -276,7 +347,7 @@ def convert_tflite(module: ExportModule, quantize: str = 'none') -> bytes:
                       'pca_dtype=tf.float32 for a TFLite export')
   with tempfile.TemporaryDirectory(prefix='vggish_export_') as tmp:
     # Via a SavedModel: it carries the signature names into the .tflite file.
-    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    tf.saved_model.save(module, tmp, signatures=module.signatures(check_finite=False))
     converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=list(SIGNATURES))
     # Builtins only: fail loudly rather than silently needing the Flex delegate.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -453,15 +524,20 @@ class TFLiteModel:
   """A .tflite export run through `tf.lite.Interpreter` signature runners.
 
   The runners resize their inputs on every call, so any batch size and
-  waveform length works.
+  waveform length works. An empty batch is answered without the interpreter
+  (well-formed empty outputs, as the SavedModel gives), and inputs holding NaN
+  or Inf are refused (the .tflite graph has no check of its own).
   """
 
-  def __init__(self, model: Union[PathLike, bytes], num_threads: Optional[int] = None):
+  def __init__(self, model: Union[PathLike, bytes], num_threads: Optional[int] = None,
+               params: Params = DEFAULT_PARAMS):
     """Loads a model.
 
     Args:
       model: path of a .tflite file, or its bytes.
       num_threads: interpreter threads (None: TFLite's default).
+      params: the hyperparameters the model was exported with (output shapes
+        of empty batches).
     """
     if isinstance(model, (bytes, bytearray)):
       self._interpreter = tf.lite.Interpreter(model_content=bytes(model),
@@ -469,17 +545,75 @@ class TFLiteModel:
     else:
       self._interpreter = tf.lite.Interpreter(model_path=os.fspath(model),
                                               num_threads=num_threads)
+    self._params = params
     self._runners = {name: self._interpreter.get_signature_runner(name)
                      for name in SIGNATURES}
+    outputs = self._interpreter.get_signature_list()[SIGNATURE_EXAMPLES]['outputs']
+    self.has_pca = 'quantized' in outputs
 
   def embed_waveform(self, waveform, lengths) -> Dict[str, np.ndarray]:
-    """float32 [b, samples], int32 [b] -> dict (see the module docstring)."""
-    return self._runners[SIGNATURE_WAVEFORM](
-        waveform=np.asarray(waveform, np.float32), lengths=np.asarray(lengths, np.int32))
+    """float32 [b, samples], int32 [b] -> dict (see the module docstring).
+
+    Raises:
+      ValueError: wrong ranks or batch sizes, or NaN/Inf in `waveform` or in
+        the embeddings.
+    """
+    waveform = np.asarray(waveform, np.float32)
+    lengths = np.asarray(lengths, np.int32)
+    if waveform.ndim != 2 or lengths.shape != waveform.shape[:1]:
+      raise ValueError(f'waveform must be [batch, samples] and lengths [batch], got '
+                       f'{waveform.shape} and {lengths.shape}')
+    _check_finite_array(waveform, 'the waveform')
+    if waveform.shape[0] == 0:
+      return self._empty_waveform_outputs(waveform.shape[1])
+    outputs = self._runners[SIGNATURE_WAVEFORM](waveform=waveform, lengths=lengths)
+    _check_finite_array(outputs['embeddings'], 'the embeddings', _OVERFLOW)
+    return outputs
 
   def embed_examples(self, examples) -> Dict[str, np.ndarray]:
-    """float32 [n, 96, 64] -> dict (see the module docstring)."""
-    return self._runners[SIGNATURE_EXAMPLES](examples=np.asarray(examples, np.float32))
+    """float32 [n, 96, 64] -> dict (see the module docstring).
+
+    Raises:
+      ValueError: a wrong shape, or NaN/Inf in `examples` or the embeddings.
+    """
+    p = self._params
+    examples = np.asarray(examples, np.float32)
+    if examples.shape[1:] != (p.example_window_length, p.num_mel_bins) or examples.ndim != 3:
+      raise ValueError(f'examples must be [n, {p.example_window_length}, '
+                       f'{p.num_mel_bins}], got {examples.shape}')
+    _check_finite_array(examples, 'the examples')
+    if examples.shape[0] == 0:
+      return self._empty_outputs((0,))
+    outputs = self._runners[SIGNATURE_EXAMPLES](examples=examples)
+    _check_finite_array(outputs['embeddings'], 'the embeddings', _OVERFLOW)
+    return outputs
+
+  def _empty_outputs(self, leading: Tuple[int, ...]) -> Dict[str, np.ndarray]:
+    """Zero-row outputs [*leading, 128] (TFLite's interpreter cannot return them)."""
+    shape = tuple(leading) + (self._params.embedding_size,)
+    outputs = {'embeddings': np.zeros(shape, np.float32)}
+    if self.has_pca:
+      outputs['quantized'] = np.zeros(shape, np.uint8)
+    return outputs
+
+  def _empty_waveform_outputs(self, num_samples: int) -> Dict[str, np.ndarray]:
+    """What the SavedModel's embed_waveform gives for a batch of 0 rows of `num_samples`."""
+    p = self._params
+    # The graph pads rows to one example, so there is always a slot.
+    frames = mel_features.num_frames(max(num_samples, p.min_samples_per_example),
+                                     p.stft_window_length_samples, p.stft_hop_length_samples)
+    max_examples = mel_features.num_frames(frames, p.example_window_length,
+                                           p.example_hop_length)
+    outputs = self._empty_outputs((0, max_examples))
+    outputs['num_examples'] = np.zeros([0], np.int32)
+    return outputs
+
+
+def _check_finite_array(array: np.ndarray, what: str, why: str = _REFUSED_INPUT) -> None:
+  """Raises ValueError naming `what` and how many NaN/Inf values it holds."""
+  bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+  if bad:
+    raise ValueError(f'{what}: {bad} NaN or infinite values; {why}')
 
 
 def pad_batch(waveforms: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
@@ -844,7 +978,7 @@ def run_report(checkpoint: PathLike, pca_params: Optional[PathLike],
     if name in models:
       path = export_tflite(module, work_dir, quantize)
       setup[f'{name} size MB'] = round(path.stat().st_size / 1e6, 1)
-      runner = TFLiteModel(path, num_threads=num_threads)
+      runner = TFLiteModel(path, num_threads=num_threads, params=params)
       candidates[name] = (runner.embed_waveform, runner.embed_examples)
   setup['export seconds'] = round(time.monotonic() - start, 1)
 
