@@ -25,6 +25,31 @@ from vggish import records
 from vggish.params import DEFAULT_PARAMS, Params
 
 TRAIN, VALIDATION, TEST = 'train', 'validation', 'test'
+# Clip ids named in an error message, at most.
+_MAX_IDS_SHOWN = 5
+
+
+class NonFiniteError(ValueError):
+  """Embeddings, examples or scores hold NaN or Inf."""
+
+
+def nonfinite_clip_ids(clip_set: 'ClipSet') -> List[str]:
+  """The ids of the clips whose values hold NaN or Inf, in clip order."""
+  values = clip_set.values.reshape(len(clip_set.values), -1)
+  bad_rows = ~np.isfinite(values).all(axis=1)  # [total_examples]
+  if not bad_rows.any():
+    return []
+  # Clip i owns rows row_splits[i]:row_splits[i + 1].
+  clips = np.searchsorted(clip_set.row_splits, np.flatnonzero(bad_rows),
+                          side='right') - 1
+  return [str(clip_set.ids[i]) for i in np.unique(clips)]
+
+
+def describe_ids(ids: Sequence[str]) -> str:
+  """'a, b, c' or 'a, b, c, d, e and 7 more' for error messages."""
+  shown = ', '.join(ids[:_MAX_IDS_SHOWN])
+  more = len(ids) - _MAX_IDS_SHOWN
+  return f'{shown} and {more} more' if more > 0 else shown
 
 
 @dataclasses.dataclass
@@ -77,6 +102,8 @@ class ClipSet:
     indices = np.asarray(indices)
     if indices.dtype == bool:
       indices = np.flatnonzero(indices)
+    elif indices.size == 0:
+      indices = indices.astype(np.int64)  # np.asarray([]) is float64.
     lengths = self.num_examples[indices]
     row_splits = np.r_[0, np.cumsum(lengths)].astype(np.int64)
     gather = (np.concatenate([
@@ -172,6 +199,9 @@ def load_records(file_pattern, label_map: labels_lib.LabelMap,
   Raises:
     ValueError: no matching file, no record, mixed formats or hops, or a label
       outside the label map.
+    NonFiniteError: some clip's embeddings hold NaN or Inf (float32 records
+      of another tool): an error naming the clips, never a silent skip, so
+      that training and evaluation always see every clip they were given.
   """
   files = records.expand_file_pattern(file_pattern)
   if embedding_format is None:
@@ -193,6 +223,16 @@ def load_records(file_pattern, label_map: labels_lib.LabelMap,
         'a classifier must be trained on one hop')
   clip_set = from_clips(ids, clips, label_lists, label_map,
                          (params.embedding_size,))
+  bad = nonfinite_clip_ids(clip_set)
+  if bad:
+    raise NonFiniteError(
+        f'{len(bad)} clip(s) in {file_pattern!r} hold NaN or Inf embeddings: '
+        f'{describe_ids(bad)}; re-extract them (tools.extract refuses such '
+        'audio) or leave their records out')
+  empty = int(np.sum(clip_set.num_examples == 0))
+  if empty:
+    logging.warning('%d of %d clips have no embeddings (shorter than one '
+                    'example)', empty, len(clip_set))
   logging.info('read %d clips (%d examples, %s embeddings) from %d files',
                len(clip_set), len(clip_set.values), embedding_format,
                len(files))

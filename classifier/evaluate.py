@@ -16,10 +16,19 @@ Prints the summary and writes `<output_dir>/evaluation.json` and
 `evaluation_per_class.csv` (default output_dir: the model directory). F1
 uses the thresholds tuned on the validation data at training time; see
 `classifier.metrics` for the definitions.
+
+Every given clip counts: a clip with no example (a record without
+embeddings, or audio shorter than one example under `short_clip_policy=drop`)
+is scored as the model scores an empty clip, and the summary's
+`clips_without_examples` says how many there were. Embeddings or scores
+holding NaN/Inf stop the evaluation with an error naming the clips.
 """
 
+import logging
 import os
 from typing import Any, Dict, Optional
+
+import numpy as np
 
 from classifier import data as data_lib
 from classifier import metrics as metrics_lib
@@ -72,6 +81,7 @@ def evaluate(model_dir, records=None, csv_path: Optional[str] = None,
   Raises:
     ValueError: wrong or inconsistent inputs (e.g. records in another
       embedding format than the model was trained on).
+    classifier.data.NonFiniteError: NaN/Inf embeddings or scores.
   """
   if (records is None) == (csv_path is None):
     raise ValueError('give either --records or --csv')
@@ -102,9 +112,19 @@ def evaluate(model_dir, records=None, csv_path: Optional[str] = None,
   from classifier import training  # Imports TensorFlow.
   predictor = training.Predictor(loaded.model, loaded.input_name)
   scores = predictor(clip_set)
+  bad = list(clip_set.ids[~np.isfinite(scores).all(axis=1)])
+  if bad:
+    raise data_lib.NonFiniteError(
+        f'the model gave NaN or infinite scores for {len(bad)} clip(s): '
+        f'{data_lib.describe_ids(bad)}')
   summary, per_class = metrics_lib.evaluate(clip_set.labels, scores,
                                             loaded.thresholds)
   summary['split'] = split or 'all'
+  summary['clips_without_examples'] = int(np.sum(clip_set.num_examples == 0))
+  if summary['clips_without_examples']:
+    logging.warning('%d of %d clips have no example; they are scored as '
+                    'empty clips', summary['clips_without_examples'],
+                    len(clip_set))
   output_dir = os.fspath(output_dir or model_dir)
   os.makedirs(output_dir, exist_ok=True)
   model_dir_lib.write_json(os.path.join(output_dir, 'evaluation.json'),
@@ -141,6 +161,9 @@ def main(argv):
                      checkpoint=FLAGS.checkpoint, pca_params=FLAGS.pca_params)
   print(f'{summary["num_clips"]} clips ({summary["split"]}), '
         f'{summary["num_classes_with_positives"]} classes with positives')
+  if summary['clips_without_examples']:
+    print(f'{summary["clips_without_examples"]} clips without examples '
+          '(scored as empty clips)')
   for key in SUMMARY_KEYS:
     value = summary[key]
     print(f'{key}: {"nan" if value is None else f"{value:.4f}"}')

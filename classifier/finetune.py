@@ -51,7 +51,7 @@ def freeze_backbone(backbone, freeze: str) -> None:
 def build_model(num_classes: int, checkpoint, head: str = 'mean_mlp',
                 freeze: str = 'conv', spec_augment: bool = False,
                 seed: Optional[int] = None, head_options: Optional[dict] = None,
-                params: Params = DEFAULT_PARAMS):
+                params: Params = DEFAULT_PARAMS, allow_tf32: bool = False):
   """VGGish (from `checkpoint`) + ReLU + a head, on log-mel examples.
 
   Args:
@@ -65,6 +65,8 @@ def build_model(num_classes: int, checkpoint, head: str = 'mean_mlp',
     seed: seed of the masking.
     head_options: overrides of the head's defaults.
     params: VGGish hyperparameters.
+    allow_tf32: allow TensorFloat-32 on Ampere and later GPUs (faster; off by
+      default, see `vggish.device`).
 
   Returns:
     (model, backbone): the full model and its VGGish part, whose trainable
@@ -73,7 +75,8 @@ def build_model(num_classes: int, checkpoint, head: str = 'mean_mlp',
   from vggish import model as vggish_model  # Slow import; only needed here.
 
   backbone = vggish_model.VGGish(
-      weights=None if checkpoint is None else str(checkpoint), params=params)
+      weights=None if checkpoint is None else str(checkpoint), params=params,
+      allow_tf32=allow_tf32)
   if checkpoint is None:
     logging.warning('fine-tuning from a randomly initialized VGGish')
   freeze_backbone(backbone, freeze)

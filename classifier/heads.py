@@ -333,6 +333,10 @@ class ExampleEncoder(keras.layers.Layer):
 
   @classmethod
   def from_config(cls, config):
+    # Registers VGGish's own layers (the empty-batch guard) before they are
+    # deserialized; slow to import, so only here.
+    # pylint: disable-next=g-import-not-at-top,unused-import
+    from vggish import model as _
     config = dict(config)
     config['backbone'] = keras.saving.deserialize_keras_object(
         config['backbone'])

@@ -20,6 +20,8 @@
 
 Prediction reproduces the training input exactly from this record: the same
 frontend hop, VGGish, and for uint8 heads the same PCA and quantization.
+Loading a fine-tuned model switches TensorFloat-32 off (`vggish.device`), as
+building VGGish does, even when it was trained with `--allow_tf32`.
 """
 
 import csv
@@ -158,6 +160,10 @@ def load(directory) -> LoadedModel:
   thresholds_path = os.path.join(directory, THRESHOLDS_FILE)
   thresholds = (metrics_lib.Thresholds.from_json(read_json(thresholds_path))
                 if os.path.isfile(thresholds_path) else None)
+  if config.get('input') == INPUT_EXAMPLES:
+    from vggish import device  # pylint: disable=g-import-not-at-top
+    # Deserializing rebuilds VGGish without `vggish.model.VGGish`.
+    device.configure_tf32(False)
   model = keras.models.load_model(os.path.join(directory, MODEL_FILE),
                                   compile=False)
   return LoadedModel(model=model, config=config, label_map=label_map,

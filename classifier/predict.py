@@ -13,10 +13,16 @@ a head VGGish from `--checkpoint` and, when the head was trained on
 quantized embeddings, the same PCA and 8-bit quantization, dequantized as
 the TFRecord reader does. A fine-tuned model takes the log-mel examples
 directly.
+
+A file gets no row, but a per-file error (and exit status 1), when it cannot
+be read, holds NaN/Inf samples, gives no example (shorter than 0.975 s under
+`--short_clip_policy=drop`, or empty) or would get non-finite scores: the CSV
+never holds a prediction made from nothing, nor a NaN.
 """
 
 import csv
 import logging
+import math
 import os
 from typing import List, Optional, Sequence
 
@@ -76,7 +82,8 @@ class AudioInputs:
     """The model input of one file: [n, 128] embeddings or [n, 96, 64].
 
     Raises:
-      vggish.audio_io.AudioReadError: unreadable file.
+      vggish.audio_io.AudioReadError: unreadable file (or NaN/Inf samples).
+      classifier.data.NonFiniteError: the embeddings hold NaN or Inf.
     """
     examples = data_lib.audio_to_examples(path, self.params)  # [n, 96, 64]
     if self._embedder is None:
@@ -87,6 +94,10 @@ class AudioInputs:
         self._embedder(examples[i:i + self._embedder.batch_size])
         for i in range(0, len(examples), self._embedder.batch_size)
     ])  # [n, 128] float32
+    bad = int(np.sum(~np.isfinite(embeddings)))
+    if bad:
+      raise data_lib.NonFiniteError(
+          f'{path}: VGGish gave {bad} NaN or infinite embedding values')
     if self._postprocessor is not None:
       embeddings = self._dequantize(
           self._postprocessor.postprocess(embeddings), self.params)
@@ -101,8 +112,8 @@ class AudioInputs:
       paths: audio files.
       label_lists: class indices per file (None: no labels).
       ids: clip ids (default: the paths).
-      skip_unreadable: leave out files that cannot be read (logged) instead
-        of raising.
+      skip_unreadable: leave out files that cannot be read or give
+        non-finite embeddings (logged) instead of raising.
 
     Returns:
       (ClipSet, failures as a list of (path, message)).
@@ -112,7 +123,7 @@ class AudioInputs:
     for i, path in enumerate(paths):
       try:
         clips.append(self.features(path))
-      except audio_io.AudioReadError as e:
+      except (audio_io.AudioReadError, data_lib.NonFiniteError) as e:
         if not skip_unreadable:
           raise
         logging.error('skipping %s: %s', path, e)
@@ -147,8 +158,8 @@ def predict(model_dir, audio_paths: Sequence[str], checkpoint=None,
 
   Returns:
     (rows, class names, failures): rows are dicts with `fname`, a score per
-    class name and `top_labels`; failures are (path, message) of unreadable
-    files, which get no row.
+    class name and `top_labels`; failures are (path, message) of the files
+    that get no row (see the module doc).
   """
   from classifier import training  # Imports TensorFlow.
 
@@ -158,21 +169,62 @@ def predict(model_dir, audio_paths: Sequence[str], checkpoint=None,
   names = list(loaded.label_map.display_names)
   if len(clip_set) == 0:
     return [], names, failures
+  has_examples = clip_set.num_examples > 0
+  params = inputs.params
+  for clip_id in clip_set.ids[~has_examples]:
+    failures.append((clip_id, f'{clip_id}: no example to score (shorter than '
+                     f'{params.min_samples_per_example / params.sample_rate} s '
+                     f'under short_clip_policy={params.short_clip_policy!r})'))
+  clip_set = clip_set.subset(has_examples)
+  if len(clip_set) == 0:
+    return [], names, failures
   predictor = training.Predictor(loaded.model, loaded.input_name)
-  scores = predictor(clip_set)
-  tops = top_labels(scores, names, top_k)
+  rows, bad = score_rows(clip_set.ids, predictor(clip_set), names, top_k)
+  failures.extend(bad)
+  return rows, names, failures
+
+
+def score_rows(ids: Sequence[str], scores: np.ndarray, names: Sequence[str],
+               top_k: int):
+  """CSV rows of clips' scores; a clip with a NaN/Inf score gets no row.
+
+  Args:
+    ids: [num_clips] clip ids (paths).
+    scores: [num_clips, num_classes] probabilities.
+    names: class names.
+    top_k: number of labels in `top_labels`.
+
+  Returns:
+    (rows, failures as (id, message) of the clips left out).
+  """
+  ids = np.asarray(ids, dtype=object)
+  finite = np.isfinite(scores).all(axis=1)
+  failures = [(clip_id, f'{clip_id}: the model gave NaN or infinite scores; '
+               'no prediction written') for clip_id in ids[~finite]]
+  tops = top_labels(scores[finite], names, top_k)
   rows = []
-  for clip_id, row_scores, top in zip(clip_set.ids, scores, tops):
+  for clip_id, row_scores, top in zip(ids[finite], scores[finite], tops):
     row = {'fname': os.path.basename(clip_id)}
     row.update({name: float(s) for name, s in zip(names, row_scores)})
     row[TOP_LABELS] = top
     rows.append(row)
-  return rows, names, failures
+  return rows, failures
 
 
 def write_csv(path, rows, class_names) -> None:
-  """Writes rows of `predict` (to stdout when path is '-')."""
+  """Writes rows of `predict` (to stdout when path is '-').
+
+  Raises:
+    classifier.data.NonFiniteError: a score is NaN or infinite (nothing is
+      written).
+  """
   fieldnames = ['fname'] + list(class_names) + [TOP_LABELS]
+  bad = [row['fname'] for row in rows if any(
+      isinstance(v, float) and not math.isfinite(v) for v in row.values())]
+  if bad:
+    raise data_lib.NonFiniteError(
+        f'NaN or infinite scores for {data_lib.describe_ids(bad)}; not writing '
+        f'{path}')
 
   def write(f):
     writer = csv.DictWriter(f, fieldnames=fieldnames)
