@@ -103,14 +103,9 @@ def decode_audio(path, nonfinite='fail'):
   """
   check_nonfinite_policy(nonfinite)
   path = os.fspath(path)
-  if not os.path.exists(path):
-    if os.path.islink(path):
-      raise AudioReadError(
-          f'{path}: is a broken symbolic link (to {os.readlink(path)!r}, which '
-          f'does not exist); fix or remove the link')
-    raise AudioReadError(f'{path}: no such file; check the path')
-  if os.path.isdir(path):
-    raise AudioReadError(f'{path}: is a directory, not an audio file')
+  reason = why_not_a_file(path)
+  if reason:
+    raise AudioReadError(reason)
   try:
     size = os.path.getsize(path)
   except OSError as e:
@@ -148,6 +143,25 @@ def decode_audio(path, nonfinite='fail'):
   if data.shape[1] == 1:
     data = data[:, 0]
   return DecodedAudio(data, int(sample_rate), tuple(warnings))
+
+
+def why_not_a_file(path):
+  """Why `path` cannot be opened as an audio file, or None when it is a file.
+
+  One wording for every front door: a path named on a command line, listed in
+  a CSV, or opened by the reader.
+  """
+  path = os.fspath(path)
+  if os.path.isfile(path):
+    return None
+  if os.path.isdir(path):
+    return f'{path}: is a directory, not an audio file'
+  if os.path.exists(path):
+    return f'{path}: is not a regular file (a device, socket or pipe?)'
+  if os.path.islink(path):
+    return (f'{path}: is a broken symbolic link (to {os.readlink(path)!r}, which '
+            f'does not exist); fix or remove the link')
+  return f'{path}: no such file or directory; check the path'
 
 
 def read_audio(path, nonfinite='fail'):

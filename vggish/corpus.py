@@ -178,7 +178,7 @@ def discover_inputs(args: Sequence[PathLike],
       # that is not there, which fails as that input.
       found.append(AudioInput(
           video_id=_id_from_relative(os.path.basename(arg)), path=arg,
-          error=_missing_reason(arg)))
+          error=audio_io.why_not_a_file(arg)))
       continue
     found.extend(
         AudioInput(video_id=_id_from_relative(os.path.relpath(p, base)), path=p)
@@ -209,18 +209,6 @@ def _folder_id(folder: str, base: str) -> str:
   if relative == '.':
     relative = os.path.basename(os.path.abspath(folder))
   return pathlib.PurePath(relative).as_posix()
-
-
-def _missing_reason(path: str) -> Optional[str]:
-  """Why a named input path is not a file (None when it is one)."""
-  if os.path.isfile(path):
-    return None
-  if os.path.exists(path):
-    return f'{path}: is not a regular file (a device, socket or pipe?)'
-  if os.path.islink(path):
-    return (f'{path}: is a broken symbolic link (to {os.readlink(path)!r}, which '
-            f'does not exist); fix or remove the link')
-  return f'{path}: no such file or directory; check the path'
 
 
 def _deduplicate(inputs: Sequence[AudioInput]) -> List[AudioInput]:
@@ -291,7 +279,7 @@ def read_input_csv(csv_path: PathLike,
         continue
       labels = _split_labels(row.get(label_field) or '') if label_field else ()
       path = os.path.join(audio_dir, fname)
-      error = _missing_reason(path)
+      error = audio_io.why_not_a_file(path)
       inputs.append(AudioInput(video_id=_id_from_relative(fname), path=path,
                                labels=labels, error=error))
   seen = {}
