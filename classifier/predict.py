@@ -63,7 +63,7 @@ class AudioInputs:
     self._embedder = None
     self._postprocessor = None
     if loaded.input_name == model_dir_lib.INPUT_EMBEDDINGS:
-      from vggish import extractor  # Slow imports, only for head models.
+      from vggish import embedder as embedder_lib  # Slow imports, only for head models.
       from vggish import postprocess
       from vggish import workspace
       if config.get('embedding_format') == 'uint8':
@@ -73,7 +73,7 @@ class AudioInputs:
         self._postprocessor = postprocess.Postprocessor(str(path),
                                                         self.params)
         self._dequantize = postprocess.dequantize
-      self._embedder = extractor.Embedder.from_checkpoint(
+      self._embedder = embedder_lib.Embedder.from_checkpoint(
           checkpoint, batch_size=batch_size, params=self.params)
     elif loaded.input_name != model_dir_lib.INPUT_EXAMPLES:
       raise ValueError(f'unknown model input {loaded.input_name!r}')

@@ -79,7 +79,7 @@ class DecodedAudio:
     return self.data.shape[0] / float(self.sample_rate)
 
 
-def decode_audio(path, nonfinite='fail'):
+def decode_audio(path, nonfinite='fail', name=None):
   """Reads an audio file as float64 samples in [-1, 1) with what is doubtful about it.
 
   Integer PCM is scaled by 2**-(bits - 1) (16-bit: exactly 1/32768, as upstream);
@@ -93,6 +93,8 @@ def decode_audio(path, nonfinite='fail'):
     path: str or os.PathLike, any file libsndfile reads.
     nonfinite: 'fail' (NaN/Inf samples raise `NonFiniteAudioError`) or 'zero'
       (they become 0.0, with a warning).
+    name: how messages name the file (default `path`): the Beam pipeline reads
+      a local copy of a remote file and reports the remote path.
 
   Returns:
     A `DecodedAudio`.
@@ -103,17 +105,18 @@ def decode_audio(path, nonfinite='fail'):
   """
   check_nonfinite_policy(nonfinite)
   path = os.fspath(path)
-  reason = why_not_a_file(path)
+  name = path if name is None else os.fspath(name)
+  reason = why_not_a_file(path, name)
   if reason:
     raise AudioReadError(reason)
   try:
     size = os.path.getsize(path)
   except OSError as e:
-    raise AudioReadError(f'{path}: cannot be read ({e.strerror})') from e
+    raise AudioReadError(f'{name}: cannot be read ({e.strerror})') from e
   if size == 0:
-    raise AudioReadError(f'{path}: the file is empty (0 bytes); re-create or remove it')
+    raise AudioReadError(f'{name}: the file is empty (0 bytes); re-create or remove it')
   if not os.access(path, os.R_OK):
-    raise AudioReadError(f'{path}: permission denied; make the file readable')
+    raise AudioReadError(f'{name}: permission denied; make the file readable')
   try:
     with soundfile.SoundFile(path) as sound:
       sample_rate = sound.samplerate
@@ -123,7 +126,7 @@ def decode_audio(path, nonfinite='fail'):
       data = sound.read(dtype='float64', always_2d=True)  # [samples, channels]
   except (soundfile.SoundFileError, RuntimeError) as e:
     raise AudioReadError(
-        f'{path}: cannot be read as audio ({e}). libsndfile '
+        f'{name}: cannot be read as audio ({str(e).replace(path, name)}). libsndfile '
         f'{soundfile.__libsndfile_version__} reads {_supported_formats()}; convert '
         f'the file to one of them (e.g. `ffmpeg -i IN OUT.wav`) or check that it '
         f'is not corrupt') from e
@@ -131,13 +134,13 @@ def decode_audio(path, nonfinite='fail'):
                            sample_rate)
   if data.shape[0] == 0:
     raise AudioReadError(
-        f'{path}: holds no audio samples (a header without data'
+        f'{name}: holds no audio samples (a header without data'
         f'{"; " + truncation if truncation else ""}); re-create or remove it')
   warnings = []
   if truncation:
-    logging.warning('%s: %s', path, truncation)
+    logging.warning('%s: %s', name, truncation)
     warnings.append(truncation)
-  data, replaced = check_finite(data, sample_rate, nonfinite, source=path)
+  data, replaced = check_finite(data, sample_rate, nonfinite, source=name)
   if replaced:
     warnings.append(replaced)
   if data.shape[1] == 1:
@@ -145,23 +148,28 @@ def decode_audio(path, nonfinite='fail'):
   return DecodedAudio(data, int(sample_rate), tuple(warnings))
 
 
-def why_not_a_file(path):
+def why_not_a_file(path, name=None):
   """Why `path` cannot be opened as an audio file, or None when it is a file.
 
   One wording for every front door: a path named on a command line, listed in
   a CSV, or opened by the reader.
+
+  Args:
+    path: a local path.
+    name: how the message names it (default `path`).
   """
   path = os.fspath(path)
+  shown = path if name is None else os.fspath(name)
   if os.path.isfile(path):
     return None
   if os.path.isdir(path):
-    return f'{path}: is a directory, not an audio file'
+    return f'{shown}: is a directory, not an audio file'
   if os.path.exists(path):
-    return f'{path}: is not a regular file (a device, socket or pipe?)'
+    return f'{shown}: is not a regular file (a device, socket or pipe?)'
   if os.path.islink(path):
-    return (f'{path}: is a broken symbolic link (to {os.readlink(path)!r}, which '
+    return (f'{shown}: is a broken symbolic link (to {os.readlink(path)!r}, which '
             f'does not exist); fix or remove the link')
-  return f'{path}: no such file or directory; check the path'
+  return f'{shown}: no such file or directory; check the path'
 
 
 def read_audio(path, nonfinite='fail'):

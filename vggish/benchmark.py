@@ -28,6 +28,7 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
+from vggish import embedder as embedder_lib
 from vggish import extractor
 from vggish import frontend
 from vggish.params import DEFAULT_PARAMS, Params
@@ -126,7 +127,7 @@ def _time_model(embedder, min_seconds: float, params: Params, seed: int = 0):
 def model_rate(model, batch_size: int, min_seconds: float = 3.0,
                params: Params = DEFAULT_PARAMS, seed: int = 0) -> float:
   """(b) Examples per second of the model alone at one batch size."""
-  examples, seconds = _time_model(extractor.Embedder(model, batch_size, params),
+  examples, seconds = _time_model(embedder_lib.Embedder(model, batch_size, params),
                                   min_seconds, params, seed)
   return examples / seconds
 
@@ -238,7 +239,7 @@ class _Timer:
 def run_benchmark(work_dir: str, num_clips: int = 200, seconds: float = 5.0,
                   num_other: Optional[int] = None,
                   batch_sizes: Sequence[int] = (8, 16, 32, 64),
-                  extract_batch_size: int = extractor.DEFAULT_BATCH_SIZE,
+                  extract_batch_size: int = embedder_lib.DEFAULT_BATCH_SIZE,
                   num_workers: Optional[int] = None,
                   num_rounds: int = 4,
                   checkpoint_path: Optional[str] = None,
@@ -287,8 +288,8 @@ def run_benchmark(work_dir: str, num_clips: int = 200, seconds: float = 5.0,
                  for b in batch_sizes}
   logging.info('model sweep: %s', model_rates)
   best = max(model_rates, key=model_rates.get)
-  ceiling = extractor.Embedder(model, best, params)
-  embedder = extractor.Embedder(model, extract_batch_size, params)
+  ceiling = embedder_lib.Embedder(model, best, params)
+  embedder = embedder_lib.Embedder(model, extract_batch_size, params)
   embedder(np.zeros((1, params.example_window_length, params.num_mel_bins),
                     np.float32))  # Trace once, as a long run would amortise it.
 

@@ -41,16 +41,15 @@ import tensorflow as tf
 
 from vggish import audio_io
 from vggish import corpus
-from vggish import frontend
 from vggish import manifest as manifest_lib
 from vggish import progress as progress_lib
 from vggish import records
 from vggish import workspace
+from vggish.embedder import DEFAULT_BATCH_SIZE, Embedder
 from vggish.params import DEFAULT_PARAMS, Params
+from vggish.pipelines import steps
+from vggish.pipelines.steps import prepare_input, record_settings
 
-# On a 2-core CPU the model's rate per example is about flat from batch 16 up
-# (tools.benchmark sweeps it); larger batches only hold more files' examples.
-DEFAULT_BATCH_SIZE = 32
 DEFAULT_RECORDS_PER_SHARD = 1000
 LOCK_NAME = '.extract.lock'
 
@@ -73,88 +72,6 @@ def default_prefetch(num_workers: int) -> int:
   held file costs about 25 kB per second of audio.
   """
   return max(16, 2 * num_workers + 2)
-
-
-class Embedder:
-  """A VGGish model behind one `tf.function`, traced once for every batch size.
-
-  Extraction feeds it full batches of `batch_size` examples (several files'
-  examples together) and one smaller last batch. The batch dimension of the
-  traced signature is left open rather than padding that last batch: on CPU
-  the cost per example does not depend on the batch size from 8 up, and the
-  outputs of one example do not depend on its batch neighbours (the golden
-  byte test runs with mixed batches).
-
-  Attributes:
-    batch_size: the most examples per model call.
-  """
-
-  def __init__(self, model, batch_size: int = DEFAULT_BATCH_SIZE,
-               params: Params = DEFAULT_PARAMS):
-    """Wraps a model.
-
-    Args:
-      model: a Keras VGGish, [b, 96, 64] float32 -> [b, 128] float32.
-      batch_size: the most examples per call.
-      params: for the example shape.
-    """
-    if batch_size < 1:
-      raise ValueError(f'batch_size must be >= 1, got {batch_size}')
-    self.batch_size = batch_size
-    self._model = model
-    self._embedding_size = params.embedding_size
-    shape = (None, params.example_window_length, params.num_mel_bins)
-    self._call = tf.function(
-        self._forward, input_signature=[tf.TensorSpec(shape, tf.float32)])
-
-  @classmethod
-  def from_checkpoint(cls, checkpoint_path=None, batch_size: int = DEFAULT_BATCH_SIZE,
-                      params: Params = DEFAULT_PARAMS,
-                      allow_tf32: bool = False) -> 'Embedder':
-    """Builds VGGish with the checkpoint (default: the workspace's) and wraps it.
-
-    Args:
-      checkpoint_path: slim checkpoint or `.weights.h5`; default the workspace's.
-      batch_size: the most examples per call.
-      params: hyperparameters.
-      allow_tf32: let Ampere+ GPUs run float32 convolutions and matmuls in
-        TensorFloat-32 (faster, but embeddings move by ~1e-3 relative); the
-        faithful default switches it off (see `vggish.model.VGGish`).
-
-    Raises:
-      vggish.workspace.MissingModelFileError: no checkpoint where looked for.
-      vggish.checkpoint.CheckpointError: the checkpoint cannot be loaded.
-    """
-    from vggish import model as model_lib  # Keras model construction is slow to import.
-    path = workspace.require_model_file(checkpoint_path, workspace.CHECKPOINT_NAME)
-    return cls(model_lib.VGGish(weights=str(path), trainable=False, params=params,
-                                allow_tf32=allow_tf32),
-               batch_size, params)
-
-  @property
-  def tracing_count(self) -> int:
-    """Times the model function was traced (1 after any number of calls)."""
-    return self._call.experimental_get_tracing_count()
-
-  def _forward(self, examples):
-    return self._model(examples, training=False)
-
-  def __call__(self, examples: np.ndarray) -> np.ndarray:
-    """Embeds up to `batch_size` examples.
-
-    Args:
-      examples: float32 [k, 96, 64], 0 <= k <= batch_size.
-
-    Returns:
-      float32 [k, 128].
-    """
-    k = examples.shape[0]
-    if k > self.batch_size:
-      raise ValueError(f'got {k} examples for a batch of at most {self.batch_size}')
-    if k == 0:
-      # Nothing to run (and oneDNN's convolutions mis-shape an empty batch).
-      return np.zeros((0, self._embedding_size), np.float32)
-    return self._call(examples).numpy()
 
 
 @dataclasses.dataclass
@@ -194,66 +111,6 @@ class ExtractResult:
   def all_ok(self) -> bool:
     """Every input is extracted (now or earlier)."""
     return self.num_failed == 0 and not self.interrupted
-
-
-@dataclasses.dataclass
-class _Prepared:
-  """A decoded input: its examples, or why it failed."""
-  item: corpus.AudioInput
-  examples: Optional[np.ndarray] = None  # float32 [n, 96, 64]
-  duration: float = 0.0
-  error: Optional[str] = None
-  warnings: Tuple[str, ...] = ()
-
-
-def prepare_input(item: corpus.AudioInput, params: Params = DEFAULT_PARAMS,
-                  nonfinite: str = 'fail') -> _Prepared:
-  """Reads one input into float32 examples (runs in a worker thread).
-
-  Never raises for a bad file: any error becomes `_Prepared.error`, so that one
-  file cannot stop a corpus. What is doubtful about a file that still gives
-  examples (truncated, repaired NaN/Inf samples, padded from no samples at all)
-  becomes `_Prepared.warnings`.
-
-  Args:
-    item: the input.
-    params: frontend settings.
-    nonfinite: NaN/Inf samples fail the file ('fail') or become zeros ('zero');
-      see `vggish.audio_io.decode_audio`.
-  """
-  if item.error is not None:
-    return _Prepared(item, error=item.error)
-  try:
-    decoded = audio_io.decode_audio(item.path, nonfinite)
-    duration = decoded.duration
-    warnings = list(decoded.warnings)
-    waveform = audio_io.prepare_waveform(decoded.data, decoded.sample_rate, params)
-    del decoded
-    if waveform.shape[0] < params.min_samples_per_example:
-      if params.short_clip_policy == 'drop':
-        return _Prepared(item, duration=duration, error=(
-            f'{item.path}: the clip ({duration:.3f} s) is shorter than one example '
-            f'({params.min_samples_per_example / params.sample_rate:.3f} s) and '
-            f'short_clip_policy is drop; use pad or repeat to keep it'))
-      if waveform.shape[0] == 0:
-        # Less than one output sample's worth: nothing to repeat, so the one
-        # example is the padding alone (silence), as `pad` promises.
-        warnings.append(
-            f'{duration * 1e3:.3f} ms of audio give no sample at '
-            f'{params.sample_rate} Hz; the example is silence')
-    waveform = frontend.apply_short_clip_policy(waveform, params)
-    examples = frontend.waveform_to_examples(waveform, params.sample_rate, params)
-    # The model's input is float32, as upstream fed its float64 examples to a
-    # float32 placeholder.
-    return _Prepared(item, examples=examples.astype(np.float32), duration=duration,
-                     warnings=tuple(warnings))
-  except audio_io.AudioReadError as e:
-    return _Prepared(item, error=str(e))
-  except Exception as e:  # pylint: disable=broad-except
-    # Anything else a strange file triggers (libsndfile, numpy) is also that
-    # file's failure, not the run's; the traceback goes to the debug log.
-    logging.debug('failed to prepare %s', item.path, exc_info=True)
-    return _Prepared(item, error=f'{item.path}: {type(e).__name__}: {e}')
 
 
 def read_shard_summary(path: str) -> Iterator[Tuple[str, int, float]]:
@@ -367,7 +224,7 @@ class _ShardWriter:
 @dataclasses.dataclass
 class _Pending:
   """A file whose examples are (partly) in the model's queue."""
-  prepared: _Prepared
+  prepared: steps.Prepared
   embeddings: np.ndarray  # float32 [n, 128], filled batch by batch.
   remaining: int
 
@@ -394,15 +251,6 @@ class _Lock:
   def __exit__(self, *exc_info):
     fcntl.flock(self._fd, fcntl.LOCK_UN)
     os.close(self._fd)
-
-
-def record_settings(postprocess: bool, params: Params) -> dict:
-  """The settings that shape the records; a resumed run must keep them."""
-  return {
-      'embedding': 'uint8_pca' if postprocess else 'float32',
-      'hop_seconds': params.example_hop_length / params.features_sample_rate,
-      'short_clip_policy': params.short_clip_policy,
-  }
 
 
 def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
@@ -553,7 +401,6 @@ def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, res
          bar, num_workers, prefetch, should_stop) -> None:
   """The streaming loop: decode ahead in threads, embed in batches, write in order."""
   batch_size = embedder.batch_size
-  hop_seconds = params.example_hop_length / params.features_sample_rate
   batch = np.zeros((batch_size, params.example_window_length, params.num_mel_bins),
                    dtype=np.float32)
   fill = 0
@@ -563,34 +410,18 @@ def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, res
 
   def write_file(entry: _Pending) -> None:
     prepared = entry.prepared
-    embeddings = entry.embeddings
-    bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
-    if bad.size:
-      # Finite examples cannot give NaN/Inf through finite weights, so this is
-      # a broken checkpoint or numerics; the PCA would quantize it to 0/255.
-      prepared.error = (
-          f'{prepared.item.path}: the model gave NaN/Inf embeddings for '
-          f'{bad.size} of its {embeddings.shape[0]} example(s) (first: example '
-          f'{int(bad[0])}); check the checkpoint (python -m tools.smoke_test)')
+    finished = steps.finish(prepared, entry.embeddings, postprocessor, params)
+    if finished.record is None:
       fail(prepared)
       return
-    if postprocessor is not None:
-      embeddings = postprocessor.postprocess(embeddings)  # uint8 [n, 128]
-    example = records.make_sequence_example(
-        prepared.item.video_id, embeddings, labels=prepared.item.label_indices,
-        start_time_seconds=0.0, end_time_seconds=prepared.duration,
-        example_hop_seconds=hop_seconds)
-    warning = '; '.join(prepared.warnings)
-    writer.add(example.SerializeToString(), manifest_lib.Row(
-        id=prepared.item.video_id, path=os.path.abspath(prepared.item.path),
-        status=manifest_lib.OK, examples=embeddings.shape[0],
-        duration=prepared.duration, warning=warning))
-    if warning:
-      result.warnings.append((prepared.item.video_id, warning))
+    row = finished.row
+    writer.add(finished.record, row)
+    if row.warning:
+      result.warnings.append((row.id, row.warning))
     result.num_ok += 1
-    result.num_examples += embeddings.shape[0]
-    result.audio_seconds += prepared.duration
-    bar.update(1, examples=embeddings.shape[0], audio_seconds=prepared.duration)
+    result.num_examples += row.examples
+    result.audio_seconds += row.duration
+    bar.update(1, examples=row.examples, audio_seconds=row.duration)
 
   def run_batch() -> None:
     nonlocal fill, slots
@@ -606,16 +437,12 @@ def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, res
     while pending and pending[0].remaining == 0:
       write_file(pending.popleft())
 
-  def fail(prepared: _Prepared) -> None:
-    item = prepared.item
+  def fail(prepared: steps.Prepared) -> None:
     logging.warning('failed: %s', prepared.error)
     with writing(manifest.path):
-      manifest.append([manifest_lib.Row(
-          id=item.video_id, path=os.path.abspath(item.path),
-          status=manifest_lib.FAILED, duration=prepared.duration,
-          error=prepared.error)])
+      manifest.append([steps.failed_row(prepared)])
     result.num_failed += 1
-    result.failures.append((item.video_id, prepared.error))
+    result.failures.append((prepared.item.video_id, prepared.error))
     bar.update(1)
 
   with concurrent.futures.ThreadPoolExecutor(
