@@ -424,7 +424,7 @@ def test_a_second_run_on_the_same_directory_is_refused(embedder, tmp_path):
   clip = _write(tmp_path / 'a.wav', seed=52)
   out = tmp_path / 'out'
   out.mkdir()
-  with extractor._Lock(str(out)):  # pylint: disable=protected-access
+  with manifest_lib.OutputLock(str(out)):
     with pytest.raises(ValueError, match='another extraction is writing'):
       _extract([clip], out, embedder)
   assert _extract([clip], out, embedder).all_ok

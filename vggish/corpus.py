@@ -33,12 +33,14 @@ renumbering it, so the indices already written stay valid.
 import csv
 import dataclasses
 import glob
+import io
 import logging
 import os
 import pathlib
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from vggish import audio_io
+from vggish import files as files_lib
 
 PathLike = Union[str, os.PathLike]
 
@@ -237,7 +239,8 @@ def _split_labels(field: str) -> Tuple[str, ...]:
 
 
 def read_input_csv(csv_path: PathLike,
-                   audio_dir: Optional[PathLike] = None) -> List[AudioInput]:
+                   audio_dir: Optional[PathLike] = None,
+                   files: files_lib.LocalFiles = files_lib.LOCAL) -> List[AudioInput]:
   """Reads a Freesound-style `fname[,labels]` CSV into inputs.
 
   Args:
@@ -246,6 +249,7 @@ def read_input_csv(csv_path: PathLike,
       several. Other columns are ignored.
     audio_dir: directory that `fname` is relative to; default the CSV's own
       directory.
+    files: where the CSV and audio are (`vggish.files`); default local.
 
   Returns:
     One input per row, in file order. A row whose file does not exist is kept
@@ -256,32 +260,30 @@ def read_input_csv(csv_path: PathLike,
       `audio_dir` is not a directory.
   """
   csv_path = os.fspath(csv_path)
-  if not os.path.isfile(csv_path):
+  if not files.isfile(csv_path):
     raise ValueError(f'--input_csv {csv_path!r} does not exist')
   if audio_dir is None:
-    audio_dir = os.path.dirname(csv_path) or '.'
+    audio_dir = files.dirname(csv_path) or '.'
   audio_dir = os.fspath(audio_dir)
-  if not os.path.isdir(audio_dir):
+  if not files.isdir(audio_dir):
     raise ValueError(f'--audio_dir {audio_dir!r} is not a directory')
-  with open(csv_path, newline='', encoding='utf-8') as f:
-    reader = csv.DictReader(f)
-    fields = [name.strip() for name in reader.fieldnames or ()]
-    reader.fieldnames = fields
-    if 'fname' not in fields:
-      raise ValueError(
-          f'{csv_path}: expected a header with a `fname` column (and optionally '
-          f'`labels`), got {fields}')
-    label_field = next((n for n in ('labels', 'label') if n in fields), None)
-    inputs = []
-    for row in reader:
-      fname = (row.get('fname') or '').strip()
-      if not fname:
-        continue
-      labels = _split_labels(row.get(label_field) or '') if label_field else ()
-      path = os.path.join(audio_dir, fname)
-      error = audio_io.why_not_a_file(path)
-      inputs.append(AudioInput(video_id=_id_from_relative(fname), path=path,
-                               labels=labels, error=error))
+  reader = csv.DictReader(io.StringIO(files.read_text(csv_path), newline=''))
+  fields = [name.strip() for name in reader.fieldnames or ()]
+  reader.fieldnames = fields
+  if 'fname' not in fields:
+    raise ValueError(
+        f'{csv_path}: expected a header with a `fname` column (and optionally '
+        f'`labels`), got {fields}')
+  label_field = next((n for n in ('labels', 'label') if n in fields), None)
+  inputs = []
+  for row in reader:
+    fname = (row.get('fname') or '').strip()
+    if not fname:
+      continue
+    labels = _split_labels(row.get(label_field) or '') if label_field else ()
+    path = files.join(audio_dir, fname)
+    inputs.append(AudioInput(video_id=_id_from_relative(fname), path=path,
+                             labels=labels, error=files.why_not_a_file(path)))
   seen = {}
   for item in inputs:
     if item.video_id in seen:
@@ -335,48 +337,57 @@ def build_label_map(names: Iterable[str]) -> LabelMap:
   return LabelMap(()).with_names(names)
 
 
-def read_label_map(path: PathLike) -> LabelMap:
+def read_label_map(path: PathLike,
+                   files: files_lib.LocalFiles = files_lib.LOCAL) -> LabelMap:
   """Reads an AudioSet-format `index,mid,display_name` CSV.
 
   Raises:
     ValueError: the file is missing, lacks the columns, or has a bad index.
   """
   path = os.fspath(path)
-  if not os.path.isfile(path):
+  if not files.isfile(path):
     raise ValueError(f'label map {path!r} does not exist')
-  with open(path, newline='', encoding='utf-8') as f:
-    reader = csv.DictReader(f)
-    fields = [name.strip() for name in reader.fieldnames or ()]
-    reader.fieldnames = fields
-    if not set(LABEL_MAP_FIELDS) <= set(fields):
+  return parse_label_map(files.read_text(path), path)
+
+
+def parse_label_map(text: str, name: str) -> LabelMap:
+  """The label map in a CSV's text; `name` (its path) is for messages."""
+  reader = csv.DictReader(io.StringIO(text, newline=''))
+  fields = [field.strip() for field in reader.fieldnames or ()]
+  reader.fieldnames = fields
+  if not set(LABEL_MAP_FIELDS) <= set(fields):
+    raise ValueError(
+        f'label map {name}: expected AudioSet columns {",".join(LABEL_MAP_FIELDS)}, '
+        f'got {fields}')
+  entries = []
+  for line, row in enumerate(reader, start=2):
+    try:
+      index = int(row['index'])
+    except (TypeError, ValueError):
       raise ValueError(
-          f'label map {path}: expected AudioSet columns {",".join(LABEL_MAP_FIELDS)}, '
-          f'got {fields}')
-    entries = []
-    for line, row in enumerate(reader, start=2):
-      try:
-        index = int(row['index'])
-      except (TypeError, ValueError):
-        raise ValueError(
-            f'label map {path}, line {line}: index {row["index"]!r} is not an integer'
-        ) from None
-      entries.append((index, (row['mid'] or '').strip(),
-                      (row['display_name'] or '').strip()))
+          f'label map {name}, line {line}: index {row["index"]!r} is not an integer'
+      ) from None
+    entries.append((index, (row['mid'] or '').strip(),
+                    (row['display_name'] or '').strip()))
   try:
     return LabelMap(tuple(entries))
   except ValueError as e:
-    raise ValueError(f'label map {path}: {e}') from None
+    raise ValueError(f'label map {name}: {e}') from None
 
 
-def write_label_map(label_map: LabelMap, path: PathLike) -> None:
+def format_label_map(label_map: LabelMap) -> str:
+  """`label_map` as the text of an `index,mid,display_name` CSV."""
+  buffer = io.StringIO()
+  writer = csv.writer(buffer)
+  writer.writerow(LABEL_MAP_FIELDS)
+  writer.writerows(label_map.entries)
+  return buffer.getvalue()
+
+
+def write_label_map(label_map: LabelMap, path: PathLike,
+                    files: files_lib.LocalFiles = files_lib.LOCAL) -> None:
   """Writes `label_map` as `index,mid,display_name` (atomically: temp + rename)."""
-  path = os.fspath(path)
-  tmp = path + '.tmp'
-  with open(tmp, 'w', newline='', encoding='utf-8') as f:
-    writer = csv.writer(f)
-    writer.writerow(LABEL_MAP_FIELDS)
-    writer.writerows(label_map.entries)
-  os.replace(tmp, path)
+  files.write_text(os.fspath(path), format_label_map(label_map))
 
 
 def match_labels(labels: Sequence[str], lookup: Dict[str, int]
@@ -435,7 +446,8 @@ def resolve_labels(inputs: Sequence[AudioInput], label_map: LabelMap,
 
 
 def prepare_labels(inputs: Sequence[AudioInput], output_dir: PathLike,
-                   label_map_path: Optional[PathLike] = None
+                   label_map_path: Optional[PathLike] = None,
+                   files: files_lib.LocalFiles = files_lib.LOCAL
                    ) -> Tuple[List[AudioInput], Optional[LabelMap]]:
   """Chooses the label map of a run and resolves every input's labels.
 
@@ -450,6 +462,7 @@ def prepare_labels(inputs: Sequence[AudioInput], output_dir: PathLike,
     output_dir: the extraction output directory (must exist if a map is to be
       written).
     label_map_path: an AudioSet-format label map, or None.
+    files: where the maps are (`vggish.files`); default local.
 
   Returns:
     (inputs with label indices, the label map or None).
@@ -458,17 +471,18 @@ def prepare_labels(inputs: Sequence[AudioInput], output_dir: PathLike,
     ValueError: the given label map cannot be read.
   """
   if label_map_path is not None:
-    label_map = read_label_map(label_map_path)
+    label_map = read_label_map(label_map_path, files)
     return resolve_labels(inputs, label_map, os.fspath(label_map_path)), label_map
   names = [label for item in inputs for label in item.labels]
-  local_path = os.path.join(os.fspath(output_dir), LABEL_MAP_NAME)
-  if not names and not os.path.exists(local_path):
+  local_path = files.join(os.fspath(output_dir), LABEL_MAP_NAME)
+  present = files.exists(local_path)
+  if not names and not present:
     return list(inputs), None
-  existing = read_label_map(local_path) if os.path.exists(local_path) else LabelMap(())
+  existing = read_label_map(local_path, files) if present else LabelMap(())
   label_map = existing.with_names(names)
-  if label_map is not existing or not os.path.exists(local_path):
+  if label_map is not existing or not present:
     if existing.entries:
       logging.info('adding %d new label(s) to %s', len(label_map) - len(existing),
                    local_path)
-    write_label_map(label_map, local_path)
+    write_label_map(label_map, local_path, files)
   return resolve_labels(inputs, label_map, local_path), label_map

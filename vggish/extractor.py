@@ -30,7 +30,6 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import os
 import time
@@ -51,7 +50,6 @@ from vggish.pipelines import steps
 from vggish.pipelines.steps import prepare_input, record_settings
 
 DEFAULT_RECORDS_PER_SHARD = 1000
-LOCK_NAME = '.extract.lock'
 
 
 def default_num_workers() -> int:
@@ -229,30 +227,6 @@ class _Pending:
   remaining: int
 
 
-class _Lock:
-  """An exclusive lock on the output directory (two runs would mix shards)."""
-
-  def __init__(self, output_dir: str):
-    self._path = os.path.join(output_dir, LOCK_NAME)
-    self._fd = None
-
-  def __enter__(self):
-    with writing(self._path):
-      self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-      fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-      os.close(self._fd)
-      raise ValueError(
-          f'another extraction is writing to {os.path.dirname(self._path)}; wait '
-          f'for it to finish or use another --output directory') from None
-    return self
-
-  def __exit__(self, *exc_info):
-    fcntl.flock(self._fd, fcntl.LOCK_UN)
-    os.close(self._fd)
-
-
 def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
             output_dir: Union[str, os.PathLike],
             *,
@@ -337,7 +311,7 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
 
   with writing(output_dir):
     os.makedirs(output_dir, exist_ok=True)
-  with _Lock(output_dir):
+  with manifest_lib.OutputLock(output_dir):
     with writing(output_dir):
       manifest_lib.check_config(output_dir, record_settings(postprocess, params))
       manifest_lib.remove_temp_shards(output_dir)

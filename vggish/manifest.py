@@ -43,6 +43,7 @@ runs cannot write into one directory at once.
 import csv
 import dataclasses
 import errno
+import fcntl
 import io
 import json
 import logging
@@ -61,6 +62,7 @@ FAILED = 'failed'
 SHARD_PREFIX = 'embeddings-'
 SHARD_SUFFIX = '.tfrecord'
 TEMP_SUFFIX = '.tmp'
+LOCK_NAME = '.extract.lock'
 _SHARD_RE = re.compile(
     re.escape(SHARD_PREFIX) + r'(\d{5,})' + re.escape(SHARD_SUFFIX) + '$')
 _TEMP_RE = re.compile(
@@ -107,14 +109,7 @@ def shard_name(index: int) -> str:
 
 def list_shards(output_dir: str) -> List[str]:
   """Names of the complete shards in `output_dir`, in index order."""
-  if not os.path.isdir(output_dir):
-    return []
-  found = []
-  for name in os.listdir(output_dir):
-    match = _SHARD_RE.match(name)
-    if match:
-      found.append((int(match.group(1)), name))
-  return [name for _, name in sorted(found)]
+  return complete_shards(os.listdir(output_dir) if os.path.isdir(output_dir) else ())
 
 
 def _shard_number(name: str) -> int:
@@ -122,15 +117,24 @@ def _shard_number(name: str) -> int:
   return int(match.group(1)) if match else -1
 
 
+def next_index(names: Iterable[str]) -> int:
+  """One past the highest shard number among file names (temporary ones included)."""
+  highest = -1
+  for name in names:
+    match = re.match(re.escape(SHARD_PREFIX) + r'(\d{5,})', name)
+    if match:
+      highest = max(highest, int(match.group(1)))
+  return highest + 1
+
+
+def complete_shards(names: Iterable[str]) -> List[str]:
+  """The complete shard names among file names, in index order."""
+  return sorted((name for name in names if _SHARD_RE.match(name)), key=_shard_number)
+
+
 def next_shard_index(output_dir: str) -> int:
   """One past the highest shard number present (temporary files included)."""
-  highest = -1
-  if os.path.isdir(output_dir):
-    for name in os.listdir(output_dir):
-      match = re.match(re.escape(SHARD_PREFIX) + r'(\d{5,})', name)
-      if match:
-        highest = max(highest, int(match.group(1)))
-  return highest + 1
+  return next_index(os.listdir(output_dir) if os.path.isdir(output_dir) else ())
 
 
 def remove_temp_shards(output_dir: str) -> List[str]:
@@ -175,7 +179,8 @@ class Row:
                warning=fields[7] if len(fields) == len(FIELDS) else '')
 
 
-def _format_rows(rows: Iterable[Row], header: bool = False) -> bytes:
+def format_rows(rows: Iterable[Row], header: bool = False) -> bytes:
+  """Rows as CSV bytes (UTF-8, one line each), with the header line if asked."""
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator='\n')
   if header:
@@ -208,13 +213,17 @@ def read_rows(path: str) -> List[Row]:
   if not os.path.exists(path):
     return []
   with open(path, newline='', encoding='utf-8') as f:
-    text = f.read()
+    return parse_rows(f.read(), path)
+
+
+def parse_rows(text: str, name: str = MANIFEST_NAME) -> List[Row]:
+  """The rows of a manifest's text (see `read_rows`); `name` is for log messages."""
   lines = text.split('\n')
   if lines and lines[-1] == '':
     lines.pop()
   elif lines:
     # Every write ends its rows with a newline: an unterminated line is torn.
-    logging.warning('%s: skipping an incomplete last line: %r', path, lines.pop())
+    logging.warning('%s: skipping an incomplete last line: %r', name, lines.pop())
   rows = []
   for number, fields in enumerate(csv.reader(lines)):
     if number == 0 and tuple(fields) in (FIELDS, _OLD_FIELDS):
@@ -222,8 +231,81 @@ def read_rows(path: str) -> List[Row]:
     try:
       rows.append(Row.from_fields(fields))
     except ValueError:
-      logging.warning('%s: skipping an incomplete line: %r', path, ','.join(fields))
+      logging.warning('%s: skipping an incomplete line: %r', name, ','.join(fields))
   return rows
+
+
+def latest_rows(rows: Iterable[Row]) -> Dict[str, Row]:
+  """id -> its last row (a later run's row wins)."""
+  latest: Dict[str, Row] = {}
+  for row in rows:
+    latest[row.id] = row
+  return latest
+
+
+def last_ok_shard(rows: Iterable[Row]) -> Optional[str]:
+  """The highest-numbered shard with ok rows.
+
+  Shards are numbered and their rows appended in time order, so it is the only
+  one whose rows a kill may have cut short.
+  """
+  return max((row.shard for row in rows if row.status == OK),
+             key=_shard_number, default=None)
+
+
+def done_ids(rows: Mapping[str, Row], present_shards: Iterable[str],
+             name: str = MANIFEST_NAME) -> set:
+  """Ids recorded ok whose shard is present (others must be extracted again)."""
+  present = set(present_shards)
+  done = set()
+  missing = set()
+  for row in rows.values():
+    if row.status != OK:
+      continue
+    if row.shard in present:
+      done.add(row.id)
+    else:
+      missing.add(row.shard)
+  if missing:
+    logging.warning('%s: %d shard(s) named in the manifest are gone (%s); their '
+                    'inputs will be extracted again', name, len(missing),
+                    ', '.join(sorted(missing)))
+  return done
+
+
+def recover_rows(rows: Mapping[str, Row], last_ok: Optional[str],
+                 present_shards: Sequence[str],
+                 read_shard: Callable[[str], Iterable[Tuple[str, int, float]]],
+                 paths: Optional[Mapping[str, str]] = None) -> List[Row]:
+  """The ok rows of records in complete shards that the manifest lacks.
+
+  A kill can strike between a shard's rename and its rows' append: the shards
+  no row points to, and `last_ok` (whose rows may be cut short), are read back.
+
+  Args:
+    rows: id -> latest row.
+    last_ok: `last_ok_shard` of all rows.
+    present_shards: the complete shard names present.
+    read_shard: shard name -> iterable of (video_id, num_examples, duration) of
+      its records.
+    paths: id -> input path, to fill the `path` column of recovered rows.
+
+  Returns:
+    The rows to add.
+  """
+  referenced = {row.shard for row in rows.values() if row.status == OK}
+  added = []
+  for name in present_shards:
+    if name in referenced and name != last_ok:
+      continue
+    for video_id, examples, duration in read_shard(name):
+      row = rows.get(video_id)
+      if row is not None and row.status == OK and row.shard == name:
+        continue
+      added.append(Row(id=video_id, path=(paths or {}).get(video_id, ''),
+                       status=OK, examples=int(examples), duration=float(duration),
+                       shard=name))
+  return added
 
 
 class Manifest:
@@ -238,23 +320,16 @@ class Manifest:
   def __init__(self, output_dir: str):
     self.output_dir = output_dir
     self.path = os.path.join(output_dir, MANIFEST_NAME)
-    self.rows: Dict[str, Row] = {}
     all_rows = read_rows(self.path)
-    for row in all_rows:
-      self.rows[row.id] = row
-    # The highest-numbered shard with ok rows: shards are numbered and their
-    # rows appended in time order, so it is the only one whose rows a kill may
-    # have cut short.
-    self.last_ok_shard = max(
-        (row.shard for row in all_rows if row.status == OK),
-        key=_shard_number, default=None)
+    self.rows: Dict[str, Row] = latest_rows(all_rows)
+    self.last_ok_shard = last_ok_shard(all_rows)
     self.compact()
 
   def append(self, rows: Sequence[Row]) -> None:
     """Appends rows in a single write and fsyncs; they win over older rows."""
     if not rows:
       return
-    data = _format_rows(rows)
+    data = format_rows(rows)
     fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
       view = memoryview(data)
@@ -272,7 +347,7 @@ class Manifest:
     tmp = self.path + TEMP_SUFFIX
     try:
       with open(tmp, 'wb') as f:
-        f.write(_format_rows(self.rows.values(), header=True))
+        f.write(format_rows(self.rows.values(), header=True))
         f.flush()
         os.fsync(f.fileno())
       os.replace(tmp, self.path)
@@ -287,21 +362,7 @@ class Manifest:
 
   def done_ids(self) -> set:
     """Ids recorded ok whose shard exists (others must be extracted again)."""
-    present = set(list_shards(self.output_dir))
-    done = set()
-    missing = set()
-    for row in self.rows.values():
-      if row.status != OK:
-        continue
-      if row.shard in present:
-        done.add(row.id)
-      else:
-        missing.add(row.shard)
-    if missing:
-      logging.warning('%s: %d shard(s) named in the manifest are gone (%s); their '
-                      'inputs will be extracted again', self.path, len(missing),
-                      ', '.join(sorted(missing)))
-    return done
+    return done_ids(self.rows, list_shards(self.output_dir), self.path)
 
   def reconcile(self, read_shard: Callable[[str], Iterable[Tuple[str, int, float]]],
                 paths: Optional[Mapping[str, str]] = None) -> List[Row]:
@@ -315,19 +376,9 @@ class Manifest:
     Returns:
       The rows added.
     """
-    referenced = {row.shard for row in self.rows.values() if row.status == OK}
-    to_check = [name for name in list_shards(self.output_dir)
-                if name not in referenced or name == self.last_ok_shard]
-    added = []
-    for name in to_check:
-      for video_id, examples, duration in read_shard(
-          os.path.join(self.output_dir, name)):
-        row = self.rows.get(video_id)
-        if row is not None and row.status == OK and row.shard == name:
-          continue
-        added.append(Row(id=video_id, path=(paths or {}).get(video_id, ''),
-                         status=OK, examples=int(examples), duration=float(duration),
-                         shard=name))
+    added = recover_rows(
+        self.rows, self.last_ok_shard, list_shards(self.output_dir),
+        lambda name: read_shard(os.path.join(self.output_dir, name)), paths)
     if added:
       logging.info('recovered %d manifest row(s) from shards of an interrupted run',
                    len(added))
@@ -343,6 +394,36 @@ class Manifest:
     return result
 
 
+def compare_config(previous: Mapping[str, object], config: Mapping[str, object],
+                   output_dir: str) -> None:
+  """Raises ValueError when `config` differs from a previous run's.
+
+  Args:
+    previous: the settings stored by the previous run.
+    config: this run's settings.
+    output_dir: named in the message.
+  """
+  config = normalize_config(config)
+  changed = {k: (previous.get(k), v) for k, v in config.items()
+             if previous.get(k) != v}
+  if changed:
+    details = ', '.join(f'{k}: {old!r} before, {new!r} now'
+                        for k, (old, new) in sorted(changed.items()))
+    raise ValueError(
+        f'{output_dir} holds embeddings extracted with other settings ({details}); '
+        f'rerun with the same settings to resume, or use a new --output directory')
+
+
+def normalize_config(config: Mapping[str, object]) -> dict:
+  """JSON types (tuples become lists ...), as the stored file reads back."""
+  return json.loads(json.dumps(dict(config)))
+
+
+def format_config(config: Mapping[str, object]) -> str:
+  """The text of `extract_config.json`."""
+  return json.dumps(normalize_config(config), indent=2, sort_keys=True) + '\n'
+
+
 def check_config(output_dir: str, config: Mapping[str, object]) -> None:
   """Stores the record-shaping settings, or checks them against a previous run.
 
@@ -355,21 +436,41 @@ def check_config(output_dir: str, config: Mapping[str, object]) -> None:
     ValueError: the directory holds records made with other settings.
   """
   path = os.path.join(output_dir, CONFIG_NAME)
-  config = json.loads(json.dumps(dict(config)))  # Normalize types (tuples...).
   if os.path.exists(path):
     with open(path, encoding='utf-8') as f:
-      previous = json.load(f)
-    changed = {k: (previous.get(k), v) for k, v in config.items()
-               if previous.get(k) != v}
-    if changed:
-      details = ', '.join(f'{k}: {old!r} before, {new!r} now'
-                          for k, (old, new) in sorted(changed.items()))
-      raise ValueError(
-          f'{output_dir} holds embeddings extracted with other settings ({details}); '
-          f'rerun with the same settings to resume, or use a new --output directory')
+      compare_config(json.load(f), config, output_dir)
     return
   tmp = path + TEMP_SUFFIX
   with open(tmp, 'w', encoding='utf-8') as f:
-    json.dump(config, f, indent=2, sort_keys=True)
-    f.write('\n')
+    f.write(format_config(config))
   os.replace(tmp, path)
+
+
+class OutputLock:
+  """An exclusive lock on an output directory: two runs would mix shards.
+
+  Held by `tools.extract`, and by `tools.extract_beam` on a local output
+  directory, for the whole run.
+  """
+
+  def __init__(self, output_dir: str):
+    self._path = os.path.join(output_dir, LOCK_NAME)
+    self._fd = None
+
+  def __enter__(self):
+    try:
+      self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise OutputWriteError.from_os_error(e, self._path) from e
+    try:
+      fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      os.close(self._fd)
+      raise ValueError(
+          f'another extraction is writing to {os.path.dirname(self._path)}; wait '
+          f'for it to finish or use another --output directory') from None
+    return self
+
+  def __exit__(self, *exc_info):
+    fcntl.flock(self._fd, fcntl.LOCK_UN)
+    os.close(self._fd)
