@@ -57,7 +57,7 @@ def _all_ids_in_shards(out):
   ids = []
   for name in manifest_lib.list_shards(str(out)):
     ids += [video_id for video_id, _, _ in
-            extractor.read_shard_summary(str(out / name))]
+            records.summarize_records(str(out / name))]
   return ids
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from vggish import extractor
+from vggish import records
 from vggish import manifest as manifest_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ def _check_consistent(out):
   """Only complete shards, and ok rows that agree with them; returns the ids."""
   in_shards = {}
   for name in manifest_lib.list_shards(str(out)):
-    for video_id, examples, _ in extractor.read_shard_summary(str(out / name)):
+    for video_id, examples, _ in records.summarize_records(str(out / name)):
       assert video_id not in in_shards, f'{video_id} is in two shards'
       in_shards[video_id] = (name, examples)
   for row in manifest_lib.read_rows(str(out / 'manifest.csv')):

@@ -71,16 +71,19 @@ class AudioInput:
   error: Optional[str] = None
 
 
-def _normalized_extensions(extensions: Iterable[str]) -> frozenset:
+def normalized_extensions(extensions: Iterable[str]) -> frozenset:
+  """Lowercase extensions with their dot ('WAV' -> '.wav')."""
   return frozenset(
       e.lower() if e.startswith('.') else '.' + e.lower() for e in extensions)
 
 
-def _has_audio_extension(path: str, extensions: frozenset) -> bool:
+def has_audio_extension(path: str, extensions: frozenset) -> bool:
+  """Whether `path` ends with one of `normalized_extensions` (any case)."""
   return os.path.splitext(path)[1].lower() in extensions
 
 
-def _id_from_relative(relative: str) -> str:
+def id_from_relative(relative: str) -> str:
+  """The id of a file from its path relative to the folder given: no extension, `/`."""
   return pathlib.PurePath(os.path.splitext(relative)[0]).as_posix()
 
 
@@ -112,12 +115,12 @@ def _walk(directory: str, extensions: frozenset,
     visited.add(real)
     dirs.sort()  # os.walk visits dirs in list order: sorting makes runs repeatable.
     for name in sorted(files):
-      if _has_audio_extension(name, extensions):
+      if has_audio_extension(name, extensions):
         found.append(os.path.join(root, name))
   return found
 
 
-def _glob_base(pattern: str) -> str:
+def glob_base(pattern: str) -> str:
   """The leading directories of a glob pattern that contain no wildcard."""
   parts = pathlib.PurePath(pattern).parts
   base = []
@@ -128,7 +131,8 @@ def _glob_base(pattern: str) -> str:
   return os.path.join(*base) if base else '.'
 
 
-def _is_glob(arg: str) -> bool:
+def is_glob(arg: str) -> bool:
+  """Whether a command-line argument holds glob wildcards."""
   return bool(_GLOB_CHARS & set(arg))
 
 
@@ -156,7 +160,7 @@ def discover_inputs(args: Sequence[PathLike],
     ValueError: no argument names anything that exists, a glob matches
       nothing, or two different files get the same id.
   """
-  extensions = _normalized_extensions(extensions)
+  extensions = normalized_extensions(extensions)
   found: List[AudioInput] = []
   for arg in args:
     arg = os.fspath(arg)
@@ -164,8 +168,8 @@ def discover_inputs(args: Sequence[PathLike],
     if os.path.isdir(arg):
       base = arg
       paths = _walk(arg, extensions, unreadable)
-    elif _is_glob(arg) and not os.path.lexists(arg):
-      base = _glob_base(arg)
+    elif is_glob(arg) and not os.path.lexists(arg):
+      base = glob_base(arg)
       matches = sorted(glob.glob(arg, recursive=True))
       if not matches:
         raise ValueError(f'the pattern {arg!r} matches no file')
@@ -173,17 +177,17 @@ def discover_inputs(args: Sequence[PathLike],
       for match in matches:
         if os.path.isdir(match):
           paths.extend(_walk(match, extensions, unreadable))
-        elif _has_audio_extension(match, extensions):
+        elif has_audio_extension(match, extensions):
           paths.append(match)
     else:
       # A file (taken whatever its extension: the user named it), or a path
       # that is not there, which fails as that input.
       found.append(AudioInput(
-          video_id=_id_from_relative(os.path.basename(arg)), path=arg,
+          video_id=id_from_relative(os.path.basename(arg)), path=arg,
           error=audio_io.why_not_a_file(arg)))
       continue
     found.extend(
-        AudioInput(video_id=_id_from_relative(os.path.relpath(p, base)), path=p)
+        AudioInput(video_id=id_from_relative(os.path.relpath(p, base)), path=p)
         for p in paths)
     found.extend(
         AudioInput(video_id=_folder_id(folder, base), path=folder,
@@ -282,7 +286,7 @@ def read_input_csv(csv_path: PathLike,
       continue
     labels = _split_labels(row.get(label_field) or '') if label_field else ()
     path = files.join(audio_dir, fname)
-    inputs.append(AudioInput(video_id=_id_from_relative(fname), path=path,
+    inputs.append(AudioInput(video_id=id_from_relative(fname), path=path,
                              labels=labels, error=files.why_not_a_file(path)))
   seen = {}
   for item in inputs:

@@ -33,7 +33,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -109,19 +109,6 @@ class ExtractResult:
   def all_ok(self) -> bool:
     """Every input is extracted (now or earlier)."""
     return self.num_failed == 0 and not self.interrupted
-
-
-def read_shard_summary(path: str) -> Iterator[Tuple[str, int, float]]:
-  """(video_id, number of embeddings, end time) of each record in a shard."""
-  # Protocol buffers, not the tf.data parser: only three context values are
-  # needed, from files of either embedding format.
-  for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
-    seq = tf.train.SequenceExample.FromString(raw)
-    context = seq.context.feature
-    video_id = context[records.VIDEO_ID].bytes_list.value[0].decode('utf-8')
-    end_time = context[records.END_TIME].float_list.value[0]
-    num_examples = len(seq.feature_lists.feature_list[records.AUDIO_EMBEDDING].feature)
-    yield video_id, num_examples, end_time
 
 
 @contextlib.contextmanager
@@ -316,7 +303,7 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
       manifest_lib.check_config(output_dir, record_settings(postprocess, params))
       manifest_lib.remove_temp_shards(output_dir)
       manifest = manifest_lib.Manifest(output_dir)
-      manifest.reconcile(read_shard_summary,
+      manifest.reconcile(records.summarize_records,
                          {item.video_id: os.path.abspath(item.path) for item in inputs})
     done = manifest.done_ids()
     todo = [item for item in inputs if item.video_id not in done]

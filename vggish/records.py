@@ -24,7 +24,7 @@ module, so the two cannot drift apart.
 
 import logging
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -510,3 +510,19 @@ def count_records(file_pattern: FilePattern,
   dataset = tf.data.TFRecordDataset(
       files, num_parallel_reads=max(1, min(num_parallel_reads, len(files))))
   return int(dataset.reduce(np.int64(0), lambda n, _: n + 1))
+
+
+def summarize_records(path: str) -> Iterator[Tuple[str, int, float]]:
+  """(video_id, number of embeddings, end time) of each record in a TFRecord file.
+
+  What the resume logic needs from a shard; protocol buffers rather than the
+  tf.data parser, since only three context values are needed, from files of
+  either embedding format.
+  """
+  for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    seq = tf.train.SequenceExample.FromString(raw)
+    context = seq.context.feature
+    video_id = context[VIDEO_ID].bytes_list.value[0].decode('utf-8')
+    end_time = context[END_TIME].float_list.value[0]
+    num_examples = len(seq.feature_lists.feature_list[AUDIO_EMBEDDING].feature)
+    yield video_id, num_examples, end_time
