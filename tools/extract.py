@@ -45,20 +45,18 @@ import os
 # is imported; an explicit setting in the environment wins.
 os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
 
-import dataclasses  # pylint: disable=g-import-not-at-top,wrong-import-position
-import signal
+import signal  # pylint: disable=g-import-not-at-top,wrong-import-position
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
-from vggish import audio_io
 from vggish import cli
 from vggish import corpus
 from vggish import manifest
 from vggish import workspace
-from vggish.params import DEFAULT_PARAMS, SHORT_CLIP_POLICIES
+from vggish.pipelines import options
 
 EXIT_OK = 0
 EXIT_USAGE = cli.EXIT_USAGE
@@ -66,85 +64,12 @@ EXIT_SOME_FAILED = 3
 EXIT_OUTPUT = 4
 EXIT_INTERRUPTED = 130
 
-_OUTPUT = flags.DEFINE_string('output', None, 'Output directory (created if needed).')
-_CHECKPOINT = flags.DEFINE_string(
-    'checkpoint', None, 'VGGish checkpoint (slim V1/V2 or .weights.h5); default: '
-    'vggish_model.ckpt in the workspace checkpoint directory.')
-_PCA_PARAMS = flags.DEFINE_string(
-    'pca_params', None, 'PCA parameters for --postprocess; default: '
-    'vggish_pca_params.npz in the workspace checkpoint directory.')
-_POSTPROCESS = flags.DEFINE_bool(
-    'postprocess', False, 'Write PCA-whitened 8-bit embeddings (the released '
-    'AudioSet features) instead of raw float32 embeddings.')
-_INPUT_CSV = flags.DEFINE_string(
-    'input_csv', None, 'CSV with a `fname` column and optionally `labels` '
-    '(comma-separated names), Freesound style.')
-_AUDIO_DIR = flags.DEFINE_string(
-    'audio_dir', None, 'Directory the CSV\'s fname values are relative to; '
-    'default: the CSV\'s directory.')
-_LABEL_MAP = flags.DEFINE_string(
-    'label_map', None, 'Label map in AudioSet class_labels_indices.csv format '
-    '(index,mid,display_name); default: built from the CSV\'s labels.')
-_HOP_SECONDS = flags.DEFINE_float(
-    'hop_seconds', DEFAULT_PARAMS.example_hop_seconds,
-    'Seconds between example starts (a multiple of 0.01; 0.96 = no overlap, '
-    'as upstream).')
-_SHORT_CLIP_POLICY = flags.DEFINE_enum(
-    'short_clip_policy', 'pad', SHORT_CLIP_POLICIES,
-    'Clips shorter than one example (0.975 s): pad with zeros, repeat, or drop '
-    '(drop records them as failed).')
-_RECORDS_PER_SHARD = flags.DEFINE_integer(
-    'records_per_shard', 1000, 'Inputs per TFRecord shard.', lower_bound=1)
-_BATCH_SIZE = flags.DEFINE_integer(
-    'batch_size', 32, 'Examples per model call.', lower_bound=1)
+_FLAGS = options.define_flags()
+flags.adopt_module_key_flags(options)  # --help lists the shared flags too.
 _NUM_WORKERS = flags.DEFINE_integer(
     'num_workers', None, 'Decoding threads; default: one per two cores, 1 to 4.',
     lower_bound=1)
-_NONFINITE = flags.DEFINE_enum(
-    'nonfinite', 'fail', audio_io.NONFINITE_POLICIES,
-    'Audio with NaN/Inf samples: fail the file (reason in the manifest), or '
-    'replace them with zeros (a warning in the manifest).')
-_ALLOW_TF32 = flags.DEFINE_bool(
-    'allow_tf32', False, 'Let Ampere+ GPUs compute in TensorFloat-32: faster, '
-    'but embeddings move by ~1e-3 and bytes by more than one step. Off: '
-    'faithful float32.')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress on stderr.')
-
-
-class UsageError(ValueError):
-  """A mistake in the command line."""
-
-
-def _params():
-  hop = _HOP_SECONDS.value
-  frames = hop * DEFAULT_PARAMS.features_sample_rate
-  if not hop > 0 or round(frames) < 1 or abs(frames - round(frames)) > 1e-6:
-    raise UsageError(
-        f'--hop_seconds must be a positive multiple of '
-        f'{DEFAULT_PARAMS.stft_hop_seconds} s (the frame hop), got {hop}')
-  return dataclasses.replace(DEFAULT_PARAMS, example_hop_seconds=hop,
-                             short_clip_policy=_SHORT_CLIP_POLICY.value)
-
-
-def _find_inputs(args):
-  if not args and not _INPUT_CSV.value:
-    raise UsageError('give INPUT files, directories or globs, or --input_csv')
-  if _AUDIO_DIR.value and not _INPUT_CSV.value:
-    raise UsageError('--audio_dir needs --input_csv')
-  items = corpus.discover_inputs(args) if args else []
-  if _INPUT_CSV.value:
-    items += corpus.read_input_csv(_INPUT_CSV.value, _AUDIO_DIR.value)
-  if not items:
-    raise UsageError(f'no audio files found in {" ".join(args)}')
-  corpus.check_some_exist(items)
-  ids = {}
-  for item in items:
-    if item.video_id in ids and ids[item.video_id] != item.path:
-      raise UsageError(
-          f'two inputs would get the same id {item.video_id!r}: '
-          f'{ids[item.video_id]!r} and {item.path!r}')
-    ids[item.video_id] = item.path
-  return items
 
 
 class _StopOnSignal:
@@ -177,24 +102,26 @@ class _StopOnSignal:
 
 def run(args) -> int:
   """Runs the extraction for the parsed flags; returns the exit status."""
-  if not _OUTPUT.value:
-    raise UsageError('--output DIR is required')
-  if os.path.exists(_OUTPUT.value) and not os.path.isdir(_OUTPUT.value):
-    raise UsageError(f'--output {_OUTPUT.value!r} exists and is not a directory')
-  params = _params()
-  items = _find_inputs(args)
+  output = _FLAGS.output.value
+  if not output:
+    raise options.UsageError('--output DIR is required')
+  if os.path.exists(output) and not os.path.isdir(output):
+    raise options.UsageError(f'--output {output!r} exists and is not a directory')
+  params = options.params(_FLAGS)
+  items = options.find_inputs(_FLAGS, args)
   # Before the slow TensorFlow import, so that a missing download is reported
   # at once.
-  checkpoint = workspace.require_model_file(_CHECKPOINT.value, workspace.CHECKPOINT_NAME)
+  checkpoint = workspace.require_model_file(_FLAGS.checkpoint.value,
+                                            workspace.CHECKPOINT_NAME)
   pca_params = None
-  if _POSTPROCESS.value:
+  if _FLAGS.postprocess.value:
     pca_params = workspace.require_model_file(
-        _PCA_PARAMS.value, workspace.PCA_PARAMS_NAME)
+        _FLAGS.pca_params.value, workspace.PCA_PARAMS_NAME)
   try:
-    os.makedirs(_OUTPUT.value, exist_ok=True)
-    items, label_map = corpus.prepare_labels(items, _OUTPUT.value, _LABEL_MAP.value)
+    os.makedirs(output, exist_ok=True)
+    items, label_map = corpus.prepare_labels(items, output, _FLAGS.label_map.value)
   except OSError as e:
-    raise manifest.OutputWriteError.from_os_error(e, _OUTPUT.value) from e
+    raise manifest.OutputWriteError.from_os_error(e, output) from e
   if label_map is not None:
     logging.info('label map: %d classes', len(label_map))
 
@@ -203,12 +130,12 @@ def run(args) -> int:
   from vggish import extractor  # pylint: disable=g-import-not-at-top
   with _StopOnSignal() as stop:
     result = extractor.extract(
-        items, _OUTPUT.value, checkpoint_path=checkpoint,
-        postprocess=_POSTPROCESS.value, pca_params_path=pca_params, params=params,
-        records_per_shard=_RECORDS_PER_SHARD.value, batch_size=_BATCH_SIZE.value,
-        num_workers=_NUM_WORKERS.value, nonfinite=_NONFINITE.value,
-        allow_tf32=_ALLOW_TF32.value, show_progress=_PROGRESS.value,
-        should_stop=stop)
+        items, output, checkpoint_path=checkpoint,
+        postprocess=_FLAGS.postprocess.value, pca_params_path=pca_params,
+        params=params, records_per_shard=_FLAGS.records_per_shard.value,
+        batch_size=_FLAGS.batch_size.value, num_workers=_NUM_WORKERS.value,
+        nonfinite=_FLAGS.nonfinite.value, allow_tf32=_FLAGS.allow_tf32.value,
+        show_progress=_PROGRESS.value, should_stop=stop)
   print(f'{result.output_dir}: {result.num_ok} files extracted '
         f'({result.num_examples} embeddings, {result.audio_seconds:.1f} s of audio '
         f'in {result.wall_seconds:.1f} s), {result.num_failed} failed, '

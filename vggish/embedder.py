@@ -5,6 +5,9 @@ pipeline (`vggish.pipelines.beam`, one per worker process) and the benchmark:
 float32 examples [k, 96, 64] in, float32 embeddings [k, 128] out.
 """
 
+import collections
+from typing import List, Tuple
+
 import numpy as np
 import tensorflow as tf
 
@@ -28,6 +31,8 @@ class Embedder:
 
   Attributes:
     batch_size: the most examples per model call.
+    example_shape: (96, 64), one example's frames and mel bands.
+    embedding_size: 128.
   """
 
   def __init__(self, model, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -43,8 +48,9 @@ class Embedder:
       raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     self.batch_size = batch_size
     self._model = model
-    self._embedding_size = params.embedding_size
-    shape = (None, params.example_window_length, params.num_mel_bins)
+    self.embedding_size = params.embedding_size
+    self.example_shape = (params.example_window_length, params.num_mel_bins)
+    shape = (None,) + self.example_shape
     self._call = tf.function(
         self._forward, input_signature=[tf.TensorSpec(shape, tf.float32)])
 
@@ -94,5 +100,81 @@ class Embedder:
       raise ValueError(f'got {k} examples for a batch of at most {self.batch_size}')
     if k == 0:
       # Nothing to run (and oneDNN's convolutions mis-shape an empty batch).
-      return np.zeros((0, self._embedding_size), np.float32)
+      return np.zeros((0, self.embedding_size), np.float32)
     return self._call(examples).numpy()
+
+
+class BatchPacker:
+  """Packs the examples of consecutive files into full batches for an `Embedder`.
+
+  Both extraction pipelines feed the model through it, so that the files of a
+  corpus (most of them a few examples long) share full batches:
+
+    packer = BatchPacker(embedder)
+    for key, examples in files:
+      for done_key, embeddings in packer.add(key, examples):
+        ...                      # files complete, in the order they were added
+    for done_key, embeddings in packer.flush():
+      ...                        # the last, partial batch
+
+  Memory: one batch, the files whose examples are in it, and their
+  embeddings so far.
+  """
+
+  def __init__(self, embedder: Embedder):
+    self._embedder = embedder
+    self._batch = np.zeros((embedder.batch_size,) + embedder.example_shape, np.float32)
+    self._fill = 0
+    # [key, embeddings [n, 128] filled batch by batch, examples still to come]
+    self._pending = collections.deque()
+    # (pending entry, first example in file, first row in batch, count)
+    self._slots = []
+
+  def __len__(self) -> int:
+    """Files added whose embeddings are not all computed yet."""
+    return len(self._pending)
+
+  def add(self, key, examples: np.ndarray) -> List[Tuple[object, np.ndarray]]:
+    """Queues a file's examples [n, 96, 64], running each batch that fills.
+
+    Returns:
+      (key, float32 embeddings [n, 128]) of the files now complete, in the
+      order they were added (a file with no examples completes at once).
+    """
+    count = examples.shape[0]
+    entry = [key, np.empty((count, self._embedder.embedding_size), np.float32), count]
+    self._pending.append(entry)
+    batch_size = self._embedder.batch_size
+    offset = 0
+    while offset < count:
+      take = min(batch_size - self._fill, count - offset)
+      self._batch[self._fill:self._fill + take] = examples[offset:offset + take]
+      self._slots.append((entry, offset, self._fill, take))
+      self._fill += take
+      offset += take
+      if self._fill == batch_size:
+        self._run()
+    return self._drain()
+
+  def flush(self) -> List[Tuple[object, np.ndarray]]:
+    """Runs the partial batch; returns every file still pending, completed."""
+    if self._fill:
+      self._run()
+    done = self._drain()
+    assert not self._pending, 'every added file must be complete after flush'
+    return done
+
+  def _run(self) -> None:
+    embeddings = self._embedder(self._batch[:self._fill])
+    for entry, first, row, count in self._slots:
+      entry[1][first:first + count] = embeddings[row:row + count]
+      entry[2] -= count
+    self._fill, self._slots = 0, []
+
+  def _drain(self) -> List[Tuple[object, np.ndarray]]:
+    # Files complete in the order added, since batches are filled in that order.
+    done = []
+    while self._pending and self._pending[0][2] == 0:
+      key, embeddings, _ = self._pending.popleft()
+      done.append((key, embeddings))
+    return done

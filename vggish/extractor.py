@@ -4,10 +4,12 @@
 
   worker threads (num_workers):  read -> mono -> resample to 16 kHz -> short-clip
                                  policy -> float64 numpy frontend -> float32
+                                 (`vggish.pipelines.steps.prepare_input`)
   main thread:                   examples of consecutive files packed into
-                                 batches of batch_size -> model (one traced
-                                 tf.function) -> per-file embeddings ->
-                                 [PCA + 8-bit] -> SequenceExample -> shard
+                                 batches of batch_size (`embedder.BatchPacker`)
+                                 -> model (one traced tf.function) -> per-file
+                                 embeddings -> [PCA + 8-bit] -> SequenceExample
+                                 (`steps.finish`) -> shard
 
 The decoding, resampling and frontend of the next files run in the worker
 threads while the model works (numpy, libsndfile and TensorFlow release the
@@ -35,7 +37,6 @@ import os
 import time
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import tensorflow as tf
 
 from vggish import audio_io
@@ -44,7 +45,7 @@ from vggish import manifest as manifest_lib
 from vggish import progress as progress_lib
 from vggish import records
 from vggish import workspace
-from vggish.embedder import DEFAULT_BATCH_SIZE, Embedder
+from vggish.embedder import DEFAULT_BATCH_SIZE, BatchPacker, Embedder
 from vggish.params import DEFAULT_PARAMS, Params
 from vggish.pipelines import steps
 from vggish.pipelines.steps import prepare_input, record_settings
@@ -206,14 +207,6 @@ class _ShardWriter:
       pass
 
 
-@dataclasses.dataclass
-class _Pending:
-  """A file whose examples are (partly) in the model's queue."""
-  prepared: steps.Prepared
-  embeddings: np.ndarray  # float32 [n, 128], filled batch by batch.
-  remaining: int
-
-
 def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
             output_dir: Union[str, os.PathLike],
             *,
@@ -361,42 +354,22 @@ def _as_inputs(inputs) -> List[corpus.AudioInput]:
 def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, result,
          bar, num_workers, prefetch, should_stop) -> None:
   """The streaming loop: decode ahead in threads, embed in batches, write in order."""
-  batch_size = embedder.batch_size
-  batch = np.zeros((batch_size, params.example_window_length, params.num_mel_bins),
-                   dtype=np.float32)
-  fill = 0
-  # (pending file, first example in file, first row in batch, count)
-  slots: List[Tuple[_Pending, int, int, int]] = []
-  pending = collections.deque()  # Files in input order, awaiting embeddings.
+  packer = BatchPacker(embedder)
 
-  def write_file(entry: _Pending) -> None:
-    prepared = entry.prepared
-    finished = steps.finish(prepared, entry.embeddings, postprocessor, params)
-    if finished.record is None:
-      fail(prepared)
-      return
-    row = finished.row
-    writer.add(finished.record, row)
-    if row.warning:
-      result.warnings.append((row.id, row.warning))
-    result.num_ok += 1
-    result.num_examples += row.examples
-    result.audio_seconds += row.duration
-    bar.update(1, examples=row.examples, audio_seconds=row.duration)
-
-  def run_batch() -> None:
-    nonlocal fill, slots
-    embeddings = embedder(batch[:fill])  # [fill, 128]
-    for entry, first, row, count in slots:
-      entry.embeddings[first:first + count] = embeddings[row:row + count]
-      entry.remaining -= count
-    fill, slots = 0, []
-    drain()
-
-  def drain() -> None:
-    # Files complete in input order, since batches are filled in that order.
-    while pending and pending[0].remaining == 0:
-      write_file(pending.popleft())
+  def write_files(done) -> None:
+    for prepared, embeddings in done:
+      finished = steps.finish(prepared, embeddings, postprocessor, params)
+      if finished.record is None:
+        fail(prepared)
+        continue
+      row = finished.row
+      writer.add(finished.record, row)
+      if row.warning:
+        result.warnings.append((row.id, row.warning))
+      result.num_ok += 1
+      result.num_examples += row.examples
+      result.audio_seconds += row.duration
+      bar.update(1, examples=row.examples, audio_seconds=row.duration)
 
   def fail(prepared: steps.Prepared) -> None:
     logging.warning('failed: %s', prepared.error)
@@ -424,7 +397,7 @@ def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, res
         if should_stop is not None and should_stop():
           result.interrupted = True
           logging.warning('stop requested: finishing the %d file(s) in the model '
-                          'queue and saving the shard', len(pending))
+                          'queue and saving the shard', len(packer))
           break
         prepared = queue.popleft().result()
         refill()
@@ -432,24 +405,9 @@ def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, res
           fail(prepared)
           continue
         examples = prepared.examples
-        prepared.examples = None  # Copied into batches below; free it early.
-        count = examples.shape[0]
-        entry = _Pending(prepared, np.empty((count, params.embedding_size), np.float32),
-                         remaining=count)
-        pending.append(entry)
-        offset = 0
-        while offset < count:
-          take = min(batch_size - fill, count - offset)
-          batch[fill:fill + take] = examples[offset:offset + take]
-          slots.append((entry, offset, fill, take))
-          fill += take
-          offset += take
-          if fill == batch_size:
-            run_batch()
-        drain()  # A file with no examples (none expected) must not block the rest.
-      if fill:
-        run_batch()
-      assert not pending, 'every queued file must be written'
+        prepared.examples = None  # Copied into batches; free it early.
+        write_files(packer.add(prepared, examples))
+      write_files(packer.flush())
     finally:
       for future in queue:
         future.cancel()

@@ -118,6 +118,50 @@ def copy_into(local_path: str, path: str) -> None:
     raise _write_error(e, path) from e
 
 
+def rename(source: str, destination: str) -> None:
+  """Moves a file (a local rename; a copy and delete on object stores).
+
+  Raises:
+    vggish.manifest.OutputWriteError: the move failed.
+  """
+  if not has_scheme(source) and not has_scheme(destination):
+    try:
+      os.replace(source, destination)
+    except OSError as e:
+      raise manifest_lib.OutputWriteError.from_os_error(e, destination) from e
+    return
+  file_systems, _ = _beam_filesystems()
+  try:
+    file_systems.rename([source], [destination])
+  except OSError as e:
+    raise _write_error(e, destination) from e
+
+
+@contextlib.contextmanager
+def atomic_local_write(path: str) -> Iterator[str]:
+  """A local path to write; on success its file becomes `path` atomically.
+
+  For TensorFlow's writers (`tf.io.TFRecordWriter`), which write local files:
+  a local `path` gets a temporary file beside it, renamed into place; a remote
+  one a temporary local file, uploaded with `copy_into`. On an error the
+  temporary file is removed and nothing appears at `path`.
+  """
+  if has_scheme(path):
+    fd, tmp = tempfile.mkstemp(prefix='vggish-', suffix='.part')
+    os.close(fd)
+  else:
+    tmp = f'{path}.tmp-{uuid.uuid4().hex[:12]}'
+  try:
+    yield tmp
+    if has_scheme(path):
+      copy_into(tmp, path)
+    else:
+      rename(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
 def _write_error(error: OSError, path: str) -> manifest_lib.OutputWriteError:
   if isinstance(error, manifest_lib.OutputWriteError):
     return error
