@@ -281,3 +281,24 @@ def test_released_audioset_files():
   assert stats['max_label'].max() < AUDIOSET_CLASSES
   assert stats['min_value'].min() >= -2.0 and stats['max_value'].max() <= 2.0
   assert stats['off_grid'].max() < 1e-3  # Values are q * 4/255 - 2.
+
+
+def test_records_have_the_same_bytes_in_every_process():
+  """Protobuf writes map entries in a per-process hash order; `serialize` sorts them."""
+  import hashlib
+  import subprocess
+  import sys
+  code = ('import hashlib, numpy as np\n'
+          'from vggish import records\n'
+          'seq = records.make_sequence_example("clip", np.arange(256, dtype=np.float32)'
+          '.reshape(2, 128), labels=(3, 1), start_time_seconds=0.0, '
+          'end_time_seconds=1.5, example_hop_seconds=0.96)\n'
+          'print(hashlib.sha256(records.serialize(seq)).hexdigest())\n')
+  digests = {subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True, timeout=120,
+                            cwd=str(conftest.GOLDEN_DIR.parents[1])).stdout.strip()
+             for _ in range(3)}
+  seq = records.make_sequence_example(
+      'clip', np.arange(256, dtype=np.float32).reshape(2, 128), labels=(3, 1),
+      start_time_seconds=0.0, end_time_seconds=1.5, example_hop_seconds=0.96)
+  assert digests == {hashlib.sha256(records.serialize(seq)).hexdigest()}

@@ -12,11 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from vggish import workspace
-from vggish.params import DEFAULT_PARAMS, Params
+from vggish.params import DEFAULT_BATCH_SIZE, DEFAULT_PARAMS, Params
 
-# On a 2-core CPU the model's rate per example is about flat from batch 16 up
-# (tools.benchmark sweeps it); larger batches only hold more files' examples.
-DEFAULT_BATCH_SIZE = 32
 
 
 class Embedder:

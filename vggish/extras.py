@@ -5,6 +5,7 @@ that needs one calls `require(...)` and the user reads which extra to install.
 """
 
 import importlib
+import logging
 
 
 class MissingExtraError(ImportError):
@@ -22,6 +23,10 @@ def require(module: str, extra: str, feature: str):
   Returns:
     The imported module.
   """
+  # Some packages warn at import about their own optional parts (Beam: "apitools
+  # not found"), which is noise for a user who does not use those parts.
+  previous = logging.root.manager.disable
+  logging.disable(max(previous, logging.WARNING))
   try:
     return importlib.import_module(module)
   except ImportError as e:
@@ -29,3 +34,5 @@ def require(module: str, extra: str, feature: str):
         f'{feature} needs the optional package {module.split(".")[0]!r}, which is '
         f'not installed ({e}); install it with pip install -e ".[{extra}]" in '
         f'this repository') from e
+  finally:
+    logging.disable(previous)

@@ -13,6 +13,16 @@ from typing import Optional
 from vggish import audio_io
 
 
+def has_scheme(path: str) -> bool:
+  """`gs://bucket/a.wav`, `s3://...`: a path that only a filesystem library opens."""
+  return '://' in path
+
+
+def manifest_path(path: str) -> str:
+  """The manifest's `path` column: absolute when local, as given when remote."""
+  return path if has_scheme(path) else os.path.abspath(path)
+
+
 class LocalFiles:
   """The local filesystem."""
 

@@ -24,7 +24,7 @@ module, so the two cannot drift apart.
 
 import logging
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -92,7 +92,7 @@ def make_sequence_example(
     params: hyperparameters (embedding size, example window).
 
   Returns:
-    The tf.train.SequenceExample (call `.SerializeToString()` to write it).
+    The tf.train.SequenceExample (`serialize` gives the bytes to write).
 
   Raises:
     NonFiniteEmbeddingError: float embeddings hold NaN or Inf.
@@ -150,6 +150,18 @@ def make_sequence_example(
   return seq
 
 
+def serialize(sequence_example: tf.train.SequenceExample) -> bytes:
+  """A record's bytes, the same in every process.
+
+  The context is a protobuf map; protobuf's default serialization writes map
+  entries in hash order, which changes from one process to the next, so the
+  same record would have different bytes in two runs (or two Beam workers).
+  Deterministic serialization sorts the keys; readers see the same values
+  either way.
+  """
+  return sequence_example.SerializeToString(deterministic=True)
+
+
 def write_records(path: Union[str, os.PathLike],
                   sequence_examples: Iterable[Union[tf.train.SequenceExample,
                                                     bytes]]) -> int:
@@ -171,7 +183,7 @@ def write_records(path: Union[str, os.PathLike],
   try:
     with tf.io.TFRecordWriter(tmp_path) as writer:
       for seq in sequence_examples:
-        writer.write(seq if isinstance(seq, bytes) else seq.SerializeToString())
+        writer.write(seq if isinstance(seq, bytes) else serialize(seq))
         count += 1
     tf.io.gfile.rename(tmp_path, path, overwrite=True)
   except BaseException:
@@ -526,3 +538,29 @@ def summarize_records(path: str) -> Iterator[Tuple[str, int, float]]:
     end_time = context[END_TIME].float_list.value[0]
     num_examples = len(seq.feature_lists.feature_list[AUDIO_EMBEDDING].feature)
     yield video_id, num_examples, end_time
+
+
+def record_id(serialized: bytes) -> str:
+  """The `video_id` of a serialized SequenceExample."""
+  seq = tf.train.SequenceExample.FromString(serialized)
+  return seq.context.feature[VIDEO_ID].bytes_list.value[0].decode('utf-8')
+
+
+def copy_records(source: str, destination: str, keep: Callable[[str], bool]) -> int:
+  """Copies the records of a TFRecord file whose `video_id` `keep` accepts.
+
+  Args:
+    source: a local TFRecord file.
+    destination: a local file to write (replaced).
+    keep: video_id -> whether to copy that record.
+
+  Returns:
+    The number of records copied (bytes unchanged, order kept).
+  """
+  copied = 0
+  with tf.io.TFRecordWriter(destination) as writer:
+    for raw in tf.data.TFRecordDataset(source).as_numpy_iterator():
+      if keep(record_id(raw)):
+        writer.write(raw)
+        copied += 1
+  return copied

@@ -28,7 +28,8 @@ from vggish import corpus
 from vggish import extras
 from vggish import files as files_lib
 from vggish import manifest as manifest_lib
-from vggish.pipelines.steps import has_scheme
+from vggish import workspace
+from vggish.files import has_scheme
 
 _CHUNK = 1 << 20
 
@@ -257,6 +258,20 @@ def local_model_file(path: str, directory: str) -> str:
         open(local, 'wb') as dst:
       shutil.copyfileobj(src, dst, _CHUNK)
   return os.path.join(directory, split(path)[1])
+
+
+def check_model_file(path: Optional[str], default_name: str) -> str:
+  """A model file's path (absolute when local), checked to exist.
+
+  Raises:
+    vggish.workspace.MissingModelFileError: a local file is missing.
+    ValueError: a remote file is missing.
+  """
+  if path is not None and has_scheme(str(path)):
+    if not model_file_exists(str(path)):
+      raise ValueError(f'model file {path} does not exist')
+    return str(path)
+  return os.path.abspath(workspace.require_model_file(path, default_name))
 
 
 def model_file_exists(path: str) -> bool:

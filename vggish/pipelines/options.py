@@ -15,7 +15,7 @@ from absl import flags
 from vggish import audio_io
 from vggish import corpus
 from vggish import files as files_lib
-from vggish.params import DEFAULT_PARAMS, SHORT_CLIP_POLICIES, Params
+from vggish.params import DEFAULT_BATCH_SIZE, DEFAULT_PARAMS, SHORT_CLIP_POLICIES, Params
 
 
 class UsageError(ValueError):
@@ -74,7 +74,7 @@ def define_flags() -> ExtractionFlags:
           'records_per_shard', 1000, 'Inputs per TFRecord shard (at most).',
           lower_bound=1),
       batch_size=flags.DEFINE_integer(
-          'batch_size', 32, 'Examples per model call.', lower_bound=1),
+          'batch_size', DEFAULT_BATCH_SIZE, 'Examples per model call.', lower_bound=1),
       nonfinite=flags.DEFINE_enum(
           'nonfinite', 'fail', audio_io.NONFINITE_POLICIES,
           'Audio with NaN/Inf samples: fail the file (reason in the manifest), '

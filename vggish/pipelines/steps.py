@@ -18,16 +18,15 @@ bytes and their manifests give the same reasons:
 import contextlib
 import dataclasses
 import logging
-import os
 from typing import Callable, ContextManager, Optional, Tuple
 
 import numpy as np
 
 from vggish import audio_io
 from vggish import corpus
+from vggish import files
 from vggish import frontend
 from vggish import manifest as manifest_lib
-from vggish import records
 from vggish.params import DEFAULT_PARAMS, Params
 
 # path -> a context manager giving a local file with that path's bytes.
@@ -73,16 +72,6 @@ def record_settings(postprocess: bool, params: Params) -> dict:
       'hop_seconds': params.example_hop_length / params.features_sample_rate,
       'short_clip_policy': params.short_clip_policy,
   }
-
-
-def has_scheme(path: str) -> bool:
-  """`gs://bucket/a.wav`, `s3://...`: a path that only a filesystem library opens."""
-  return '://' in path
-
-
-def manifest_path(path: str) -> str:
-  """The manifest's `path` column: absolute when local, as given when remote."""
-  return path if has_scheme(path) else os.path.abspath(path)
 
 
 @contextlib.contextmanager
@@ -149,7 +138,7 @@ def failed_row(prepared: Prepared) -> manifest_lib.Row:
   """The `failed` manifest row of an input with `prepared.error` set."""
   item = prepared.item
   return manifest_lib.Row(
-      id=item.video_id, path=manifest_path(item.path), status=manifest_lib.FAILED,
+      id=item.video_id, path=files.manifest_path(item.path), status=manifest_lib.FAILED,
       duration=prepared.duration, error=prepared.error)
 
 
@@ -177,6 +166,9 @@ def finish(prepared: Prepared, embeddings: np.ndarray, postprocessor=None,
         f'{bad.size} of its {embeddings.shape[0]} example(s) (first: example '
         f'{int(bad[0])}); check the checkpoint (python -m tools.smoke_test)')
     return Finished(failed_row(prepared))
+  # TensorFlow (for the protocol buffers) is imported when the first record
+  # is made, so that the front doors report usage errors without waiting for it.
+  from vggish import records  # pylint: disable=import-outside-toplevel
   if postprocessor is not None:
     embeddings = postprocessor.postprocess(embeddings)  # uint8 [n, 128]
   hop_seconds = params.example_hop_length / params.features_sample_rate
@@ -186,7 +178,7 @@ def finish(prepared: Prepared, embeddings: np.ndarray, postprocessor=None,
       start_time_seconds=0.0, end_time_seconds=prepared.duration,
       example_hop_seconds=hop_seconds)
   row = manifest_lib.Row(
-      id=item.video_id, path=manifest_path(item.path), status=manifest_lib.OK,
+      id=item.video_id, path=files.manifest_path(item.path), status=manifest_lib.OK,
       examples=embeddings.shape[0], duration=prepared.duration,
       warning='; '.join(prepared.warnings))
-  return Finished(row, example.SerializeToString())
+  return Finished(row, records.serialize(example))
