@@ -331,3 +331,36 @@ def test_cli_without_the_beam_extra_says_what_to_install(tmp_path):
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2, proc.stderr
   assert 'pip install -e ".[beam]"' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_a_full_disk_is_an_output_error_and_leaves_no_shard(audio, model_files, tmp_path,
+                                                            monkeypatch):
+  """A worker that cannot write: OutputWriteError (exit status 4), nothing half-written."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  class FullDiskWriter:
+
+    def __init__(self, path):
+      self._path = path
+
+    def write(self, data):
+      raise tf.errors.ResourceExhaustedError(None, None,
+                                             self._path + '; No space left on device')
+
+    def close(self):
+      pass
+
+  # In one process, so that the patched writer is the workers' too.
+  monkeypatch.setattr(beam_pipeline, '_open_record_writer', FullDiskWriter)
+  out = tmp_path / 'full'
+  inputs = corpus.discover_inputs([str(audio / 'clips')])
+  with pytest.raises(manifest_lib.OutputWriteError, match='No space left on device') as e:
+    beam_pipeline.run_extraction(
+        inputs, str(out), params=PAD, batch_size=BATCH_SIZE,
+        checkpoint_path=model_files['checkpoint_path'],
+        pipeline_options=PipelineOptions(['--direct_running_mode=in_memory']))
+  assert e.value.no_space
+  assert manifest_lib.list_shards(str(out)) == []
+  staging = out / beam_pipeline.STAGING_DIR
+  assert not staging.exists() or not [
+      n for n in os.listdir(staging) if n.endswith(manifest_lib.SHARD_SUFFIX)]

@@ -9,6 +9,12 @@ numpy frontend, one model call per file), (b) the model alone at its best batch
 size (the ceiling), (c) `tools.extract`'s pipeline end to end, in interleaved
 rounds. Prints c/a, c/b and peak RSS (see vggish/benchmark.py). Without --checkpoint the model is
 randomly initialised, which costs the same.
+
+  python -m tools.benchmark --beam [--num_clips 300]
+
+Times whole jobs instead, each in a fresh process: tools.extract, and
+tools.extract_beam in one process and with 1 and 2 local worker processes,
+with the ratios, Beam's scaling and each job's fixed cost (a one-file job).
 """
 
 import os
@@ -44,6 +50,10 @@ _NUM_ROUNDS = flags.DEFINE_integer(
     'machine drifts).', lower_bound=1)
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', None, 'Weights to load (default: random initialisation).')
+_BEAM = flags.DEFINE_bool(
+    'beam', False, 'Instead: whole-job examples/s of tools.extract against '
+    'tools.extract_beam in one process, and with 1 and 2 local worker processes '
+    '(needs the beam extra; see vggish/pipelines/beam_benchmark.py).')
 _WORK_DIR = flags.DEFINE_string(
     'work_dir', None, 'Scratch directory (default: a temporary one, deleted).')
 
@@ -58,6 +68,8 @@ def main(argv):
     print(f'error: --batch_sizes must be integers, got {_BATCH_SIZES.value}',
           file=sys.stderr)
     return 2
+  if _BEAM.value:
+    return _beam_benchmark()
   from vggish import benchmark  # pylint: disable=g-import-not-at-top
   kwargs = dict(num_clips=_NUM_CLIPS.value, seconds=_SECONDS.value,
                 num_other=_NUM_OTHER.value, batch_sizes=batch_sizes,
@@ -71,6 +83,25 @@ def main(argv):
         result = benchmark.run_benchmark(work_dir, **kwargs)
   except ValueError as e:
     return cli.report_error(e)
+  print(result.report())
+  return 0
+
+
+def _beam_benchmark():
+  from vggish import extras  # pylint: disable=g-import-not-at-top
+  from vggish.pipelines import beam_benchmark  # pylint: disable=g-import-not-at-top
+  try:
+    extras.require('apache_beam', 'beam', 'tools.benchmark --beam')
+  except extras.MissingExtraError as e:
+    return cli.report_error(e)
+  kwargs = dict(num_clips=_NUM_CLIPS.value, seconds=_SECONDS.value,
+                num_other=_NUM_OTHER.value, num_rounds=_NUM_ROUNDS.value if flags.FLAGS["num_rounds"].present else 2,
+                batch_size=_BATCH_SIZE.value, checkpoint_path=_CHECKPOINT.value)
+  if _WORK_DIR.value:
+    result = beam_benchmark.run_beam_benchmark(_WORK_DIR.value, **kwargs)
+  else:
+    with tempfile.TemporaryDirectory(prefix='vggish_benchmark_') as work_dir:
+      result = beam_benchmark.run_beam_benchmark(work_dir, **kwargs)
   print(result.report())
   return 0
 

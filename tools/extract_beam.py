@@ -5,7 +5,7 @@ r"""`tools.extract` as an Apache Beam pipeline: local workers, Dataflow, Flink, 
       --checkpoint gs://bucket/vggish/vggish_model.ckpt \
       --pca_params gs://bucket/vggish/vggish_pca_params.npz \
       --runner DataflowRunner --project P --region R --temp_location gs://bucket/tmp \
-      --setup_file ./setup.py 'gs://bucket/audio/**/*.wav'
+      --setup_file ./pyproject.toml 'gs://bucket/audio/**/*.wav'
 
 Takes the inputs and settings of `tools.extract` (files, directories, globs;
 --input_csv with --audio_dir; --label_map; --checkpoint, --pca_params,
@@ -29,7 +29,8 @@ dead job had staged are kept).
 
 Exit status: 0 every input is extracted; 3 some inputs failed (reasons in the
 manifest); 2 usage error (one line on stderr; also when the `beam` extra is
-not installed); 4 the output could not be written; 5 the Beam job failed
+not installed); 4 the output could not be written (disk full, permissions;
+also when a worker could not write); 5 the Beam job failed otherwise
 (what it completed is kept: rerun with --skip_existing); 130 interrupted.
 """
 

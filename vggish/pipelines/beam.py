@@ -40,6 +40,7 @@ import functools
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -82,6 +83,9 @@ class Settings:
     records_per_shard: the most records per shard.
     first_shard: the number of this run's first shard.
     total: inputs this run extracts (for the workers' progress lines).
+    intra_op_threads: TensorFlow threads per worker process, or None for
+      TensorFlow's default (all cores); set when local worker processes
+      share this machine's cores.
   """
   output_dir: str
   run_id: str
@@ -94,6 +98,7 @@ class Settings:
   records_per_shard: int
   first_shard: int
   total: int
+  intra_op_threads: Optional[int] = None
 
   @property
   def staging_dir(self) -> str:
@@ -181,6 +186,13 @@ class _Model:
 def _load_model(settings: Settings) -> _Model:
   from vggish.embedder import Embedder  # pylint: disable=import-outside-toplevel
   start = time.monotonic()
+  if settings.intra_op_threads:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    try:
+      tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
+    except RuntimeError:  # TensorFlow already runs in this process.
+      logging.info('worker %d: TensorFlow already initialized; keeping its threads',
+                   os.getpid())
   directory = tempfile.mkdtemp(prefix='vggish-model-')
   try:
     checkpoint = filesystem.local_model_file(settings.checkpoint, directory)
@@ -264,16 +276,29 @@ class _EmbedFn(beam.DoFn):
                  self._settings.total)
 
 
+def _open_record_writer(path: str):
+  """A TFRecord writer (a seam for tests that simulate a full disk)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return tf.io.TFRecordWriter(path)
+
+
 class _StagedShard:
-  """One staged shard being written: records to a temporary file, then renamed."""
+  """One staged shard being written: records to a temporary file, then renamed.
+
+  A write that fails (disk full, permissions) raises
+  `vggish.manifest.OutputWriteError`, which the launcher reports as such.
+  """
 
   def __init__(self, path: str):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from vggish.extractor import writing  # pylint: disable=import-outside-toplevel
+    self._guard = writing
     self.path = path
     self.rows: List[Tuple[int, manifest_lib.Row]] = []
     self._ids = set()
     self._writing = filesystem.atomic_local_write(path)
-    self._writer = tf.io.TFRecordWriter(self._writing.__enter__())
+    local = self._writing.__enter__()
+    with self._guard(path):
+      self._writer = _open_record_writer(local)
 
   def __len__(self) -> int:
     return len(self.rows)
@@ -282,11 +307,13 @@ class _StagedShard:
     if row.id in self._ids:  # Deduplicated where records are written.
       return
     self._ids.add(row.id)
-    self._writer.write(record)
+    with self._guard(self.path):
+      self._writer.write(record)
     self.rows.append((position, row))
 
   def close(self) -> Tuple[str, List[Tuple[int, manifest_lib.Row]]]:
-    self._writer.close()
+    with self._guard(self.path):
+      self._writer.close()
     self._writing.__exit__(None, None, None)
     return self.path, self.rows
 
@@ -530,6 +557,30 @@ def _prepare_output(output_dir: str, config: Mapping[str, object],
   return latest, manifest_lib.next_index(filesystem.list_names(output_dir))
 
 
+def _is_local(options) -> bool:
+  from apache_beam.options import pipeline_options as options_lib  # pylint: disable=import-outside-toplevel
+  runner = options.view_as(options_lib.StandardOptions).runner
+  return runner is None or runner.lower() in ('direct', 'directrunner')
+
+
+def local_threads_per_worker(options) -> Optional[int]:
+  """TensorFlow threads for each local worker process, so that they share the cores.
+
+  N worker processes on one machine, each with TensorFlow's default of one
+  thread per core, would run N times as many threads as cores; each gets
+  cores / N instead. None (TensorFlow's default) for one local process and
+  for remote runners, whose workers have their machine to themselves.
+  """
+  from apache_beam.options import pipeline_options as options_lib  # pylint: disable=import-outside-toplevel
+  if options is None or not _is_local(options):
+    return None
+  direct = options.view_as(options_lib.DirectOptions)
+  workers = direct.direct_num_workers or 1
+  if direct.direct_running_mode == 'in_memory' or workers <= 1:
+    return None
+  return max(1, (os.cpu_count() or 1) // workers)
+
+
 def make_pipeline(pipeline_options=None):
   """A `beam.Pipeline` for the options; the DirectRunner without Prism.
 
@@ -540,8 +591,7 @@ def make_pipeline(pipeline_options=None):
   """
   from apache_beam.options import pipeline_options as options_lib  # pylint: disable=import-outside-toplevel
   options = pipeline_options or options_lib.PipelineOptions([])
-  runner = options.view_as(options_lib.StandardOptions).runner
-  if runner is None or runner.lower() in ('direct', 'directrunner'):
+  if _is_local(options):
     # As the DirectRunner builds it, so that its worker processes get the
     # options too (log levels).
     from apache_beam.portability.api import beam_provision_api_pb2  # pylint: disable=import-outside-toplevel
@@ -655,7 +705,8 @@ def run_extraction(inputs: Sequence[corpus.AudioInput], output_dir: str, *,
           f'{uuid.uuid4().hex[:8]}', checkpoint=checkpoint, pca_params=pca_params,
           params=params, batch_size=batch_size, nonfinite=nonfinite,
           allow_tf32=allow_tf32, records_per_shard=records_per_shard,
-          first_shard=first_shard, total=len(todo))
+          first_shard=first_shard, total=len(todo),
+          intra_op_threads=local_threads_per_worker(pipeline_options))
       _run_pipeline(todo, settings, pipeline_options)
     _summarize(result, todo, output_dir)
   result.wall_seconds = time.monotonic() - start
@@ -694,7 +745,16 @@ def _run_pipeline(todo: Sequence[corpus.AudioInput], settings: Settings,
   except Exception as e:  # pylint: disable=broad-except
     # A worker's exception arrives wrapped (and its traceback was logged):
     # name its last line and how to go on.
-    lines = [line for line in str(e).splitlines() if line.strip()]
+    text = str(e)
+    # A worker that could not write (disk full, permissions) raised
+    # OutputWriteError: the environment's fault, reported as such.
+    written = re.search(r'cannot write (\S+): ([^;\n]+);', text)
+    if written:
+      reason = written.group(2).strip()
+      raise manifest_lib.OutputWriteError(
+          written.group(1), reason, 'No space left' in reason or 'quota' in reason.lower()
+      ) from e
+    lines = [line for line in text.splitlines() if line.strip()]
     cause = lines[-1].strip() if lines else type(e).__name__
     raise PipelineError(
         f'the Beam job failed: {cause}; records already staged are kept: rerun '
