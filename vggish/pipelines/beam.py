@@ -427,6 +427,12 @@ def _finalize(entries, settings: Settings) -> Dict[str, int]:
   positions = {}
   adopted = []
   for path, rows in staged:
+    if not filesystem.exists(path):
+      # A retried Finalize whose first attempt placed it already: the next
+      # --skip_existing run records its records from the shard itself.
+      logging.warning('staged shard %s is gone; its %d record(s) are recorded by the '
+                      'next run with --skip_existing', path, len(rows))
+      continue
     for position, row in rows:
       positions[row.id] = position
     adopted.append((path, [row for _, row in rows]))
