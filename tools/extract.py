@@ -58,12 +58,6 @@ from vggish import manifest
 from vggish import workspace
 from vggish.pipelines import options
 
-EXIT_OK = 0
-EXIT_USAGE = cli.EXIT_USAGE
-EXIT_SOME_FAILED = 3
-EXIT_OUTPUT = 4
-EXIT_INTERRUPTED = 130
-
 _FLAGS = options.define_flags()
 flags.adopt_module_key_flags(options)  # --help lists the shared flags too.
 _NUM_WORKERS = flags.DEFINE_integer(
@@ -136,22 +130,7 @@ def run(args) -> int:
         batch_size=_FLAGS.batch_size.value, num_workers=_NUM_WORKERS.value,
         nonfinite=_FLAGS.nonfinite.value, allow_tf32=_FLAGS.allow_tf32.value,
         show_progress=_PROGRESS.value, should_stop=stop)
-  print(f'{result.output_dir}: {result.num_ok} files extracted '
-        f'({result.num_examples} embeddings, {result.audio_seconds:.1f} s of audio '
-        f'in {result.wall_seconds:.1f} s), {result.num_failed} failed, '
-        f'{result.num_skipped} already done; shards written: {len(result.shards)}')
-  if result.warnings:
-    print(f'{len(result.warnings)} extracted input(s) have a warning (e.g. '
-          f'{result.warnings[0][0]}: {result.warnings[0][1]}); see the warning '
-          f'column of {result.output_dir}/manifest.csv', file=sys.stderr)
-  if result.interrupted:
-    print('interrupted: rerun the same command to resume', file=sys.stderr)
-    return EXIT_INTERRUPTED
-  if result.num_failed:
-    print(f'{result.num_failed} input(s) failed; reasons in '
-          f'{result.output_dir}/manifest.csv (rerun to retry them)', file=sys.stderr)
-    return EXIT_SOME_FAILED
-  return EXIT_OK
+  return options.report(result, 'rerun the same command')
 
 
 def main(argv):
@@ -160,7 +139,7 @@ def main(argv):
   except manifest.OutputWriteError as e:
     # Disk full, permissions: the environment, not the command; one line.
     cli.report_error(e)
-    return EXIT_OUTPUT
+    return options.EXIT_OUTPUT
   except (ValueError, workspace.MissingModelFileError) as e:
     # User mistakes (bad flags, no inputs, missing or wrong model files, an
     # output directory made with other settings): one line, no traceback.
@@ -168,7 +147,7 @@ def main(argv):
   except KeyboardInterrupt:
     print('aborted: the unfinished shard was discarded; rerun the same command '
           'to resume', file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return options.EXIT_INTERRUPTED
 
 
 def parse_flags(argv):
@@ -177,7 +156,7 @@ def parse_flags(argv):
     return flags.FLAGS(argv)
   except flags.Error as e:
     print(f'error: {e}', file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(cli.EXIT_USAGE)
 
 
 if __name__ == '__main__':

@@ -54,13 +54,6 @@ from vggish import manifest
 from vggish import workspace
 from vggish.pipelines import options
 
-EXIT_OK = 0
-EXIT_USAGE = cli.EXIT_USAGE
-EXIT_SOME_FAILED = 3
-EXIT_OUTPUT = 4
-EXIT_PIPELINE = 5
-EXIT_INTERRUPTED = 130
-
 _FLAGS = options.define_flags()
 flags.adopt_module_key_flags(options)  # --help lists the shared flags too.
 _SKIP_EXISTING = flags.DEFINE_bool(
@@ -129,7 +122,8 @@ def _with_local_defaults(beam_args):
     defaults.append(f'--direct_num_workers={default_direct_workers()}')
   # Our workers' progress stays visible; Beam's own chatter does not.
   if '--sdk_harness_log_level_overrides' not in names:
-    defaults.append('--sdk_harness_log_level_overrides={"apache_beam": "WARNING"}')
+    defaults.append('--sdk_harness_log_level_overrides='
+                    '{"apache_beam": "WARNING", "__main__": "WARNING"}')
   return defaults + list(beam_args)
 
 
@@ -175,21 +169,7 @@ def run(inputs, beam_args) -> int:
       batch_size=_FLAGS.batch_size.value, nonfinite=_FLAGS.nonfinite.value,
       allow_tf32=_FLAGS.allow_tf32.value, skip_existing=_SKIP_EXISTING.value,
       pipeline_options=beam_options)
-  rate = result.num_examples / max(result.wall_seconds, 1e-9)
-  print(f'{result.output_dir}: {result.num_ok} files extracted '
-        f'({result.num_examples} embeddings, {result.audio_seconds:.1f} s of audio '
-        f'in {result.wall_seconds:.1f} s, {rate:.1f} examples/s), '
-        f'{result.num_failed} failed, {result.num_skipped} already done; shards '
-        f'written: {len(result.shards)}')
-  if result.warnings:
-    print(f'{len(result.warnings)} extracted input(s) have a warning (e.g. '
-          f'{result.warnings[0][0]}: {result.warnings[0][1]}); see the warning '
-          f'column of the manifest', file=sys.stderr)
-  if result.num_failed:
-    print(f'{result.num_failed} input(s) failed; reasons in the manifest '
-          f'(rerun with --skip_existing to retry them)', file=sys.stderr)
-    return EXIT_SOME_FAILED
-  return EXIT_OK
+  return options.report(result, 'rerun with --skip_existing')
 
 
 def main(argv):
@@ -200,7 +180,7 @@ def main(argv):
     return cli.report_error(e)
   except manifest.OutputWriteError as e:
     cli.report_error(e)
-    return EXIT_OUTPUT
+    return options.EXIT_OUTPUT
   except (ValueError, workspace.MissingModelFileError) as e:
     return cli.report_error(e)
   except RuntimeError as e:
@@ -208,11 +188,11 @@ def main(argv):
     if not isinstance(e, beam_pipeline.PipelineError):
       raise
     cli.report_error(e)
-    return EXIT_PIPELINE
+    return options.EXIT_PIPELINE
   except KeyboardInterrupt:
     print('interrupted: records already staged are kept; rerun the same command '
           'with --skip_existing to finish', file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return options.EXIT_INTERRUPTED
 
 
 def parse_flags(argv):
@@ -222,10 +202,10 @@ def parse_flags(argv):
     _ARGS['beam'], _ARGS['inputs'] = split_beam_args(rest[1:])
   except (flags.Error, options.UsageError) as e:
     print(f'error: {e}', file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(cli.EXIT_USAGE)
   except extras.MissingExtraError as e:
     cli.report_error(e)
-    sys.exit(EXIT_USAGE)
+    sys.exit(cli.EXIT_USAGE)
   return rest[:1]
 
 

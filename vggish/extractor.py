@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -48,7 +48,7 @@ from vggish import workspace
 from vggish.embedder import DEFAULT_BATCH_SIZE, BatchPacker, Embedder
 from vggish.params import DEFAULT_PARAMS, Params
 from vggish.pipelines import steps
-from vggish.pipelines.steps import prepare_input, record_settings
+from vggish.pipelines.steps import ExtractResult, prepare_input, record_settings  # pylint: disable=unused-import
 
 DEFAULT_RECORDS_PER_SHARD = 1000
 
@@ -71,45 +71,6 @@ def default_prefetch(num_workers: int) -> int:
   held file costs about 25 kB per second of audio.
   """
   return max(16, 2 * num_workers + 2)
-
-
-@dataclasses.dataclass
-class ExtractResult:
-  """What a run did.
-
-  Attributes:
-    output_dir: where the shards and manifest are.
-    num_inputs: inputs given.
-    num_skipped: inputs already `ok` from an earlier run (not redone).
-    num_ok: inputs extracted by this run.
-    num_failed: inputs that failed in this run.
-    num_examples: embeddings written by this run.
-    audio_seconds: audio extracted by this run.
-    wall_seconds: duration of the run.
-    shards: names of the shards this run wrote.
-    failures: (id, error) of this run's failures.
-    warnings: (id, warning) of this run's `ok` inputs with a warning (a
-      truncated file, NaN/Inf samples replaced with zeros, ...).
-    interrupted: the run was stopped (`should_stop`) before every input was
-      done; what it finished is saved.
-  """
-  output_dir: str
-  num_inputs: int = 0
-  num_skipped: int = 0
-  num_ok: int = 0
-  num_failed: int = 0
-  num_examples: int = 0
-  audio_seconds: float = 0.0
-  wall_seconds: float = 0.0
-  shards: List[str] = dataclasses.field(default_factory=list)
-  failures: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
-  warnings: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
-  interrupted: bool = False
-
-  @property
-  def all_ok(self) -> bool:
-    """Every input is extracted (now or earlier)."""
-    return self.num_failed == 0 and not self.interrupted
 
 
 @contextlib.contextmanager

@@ -111,30 +111,6 @@ class Settings:
                  self.params))
 
 
-@dataclasses.dataclass
-class BeamResult:
-  """What a run did (read back from the manifest once the pipeline is done).
-
-  Attributes: as `vggish.extractor.ExtractResult`'s.
-  """
-  output_dir: str
-  num_inputs: int = 0
-  num_skipped: int = 0
-  num_ok: int = 0
-  num_failed: int = 0
-  num_examples: int = 0
-  audio_seconds: float = 0.0
-  wall_seconds: float = 0.0
-  shards: List[str] = dataclasses.field(default_factory=list)
-  failures: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
-  warnings: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
-
-  @property
-  def all_ok(self) -> bool:
-    """Every input is extracted (now or earlier)."""
-    return self.num_failed == 0
-
-
 class PipelineError(RuntimeError):
   """The Beam job failed (not one input: those are manifest rows)."""
 
@@ -644,7 +620,7 @@ def run_extraction(inputs: Sequence[corpus.AudioInput], output_dir: str, *,
                    nonfinite: str = 'fail',
                    allow_tf32: bool = False,
                    skip_existing: bool = False,
-                   pipeline_options=None) -> BeamResult:
+                   pipeline_options=None) -> steps.ExtractResult:
   """Extracts a corpus with Beam into `output_dir` (local or a URL).
 
   Args:
@@ -661,7 +637,9 @@ def run_extraction(inputs: Sequence[corpus.AudioInput], output_dir: str, *,
       (runner, workers); default: the local DirectRunner (without Prism).
 
   Returns:
-    A `BeamResult` (counts of this run, read back from the manifest).
+    A `vggish.pipelines.steps.ExtractResult`: this run's counts, read back
+    from the manifest once the pipeline is done (`interrupted` stays False:
+    a Beam job has no graceful stop).
 
   Raises:
     ValueError: bad settings, or an output directory that holds an extraction
@@ -700,7 +678,7 @@ def run_extraction(inputs: Sequence[corpus.AudioInput], output_dir: str, *,
         output_dir, steps.record_settings(postprocess, params), paths, skip_existing)
     done = {row.id for row in rows.values() if row.status == manifest_lib.OK}
     todo = [item for item in inputs if item.video_id not in done]
-    result = BeamResult(output_dir=output_dir, num_inputs=len(inputs),
+    result = steps.ExtractResult(output_dir=output_dir, num_inputs=len(inputs),
                         num_skipped=len(inputs) - len(todo))
     if result.num_skipped:
       logging.info('%d of %d inputs already extracted in %s; skipping them',
@@ -767,7 +745,7 @@ def _run_pipeline(todo: Sequence[corpus.AudioInput], settings: Settings,
         f'with --skip_existing to finish the job') from e
 
 
-def _summarize(result: BeamResult, todo: Sequence[corpus.AudioInput],
+def _summarize(result: steps.ExtractResult, todo: Sequence[corpus.AudioInput],
                output_dir: str) -> None:
   rows = manifest_lib.latest_rows(_read_manifest(output_dir))
   shards = set()

@@ -21,7 +21,7 @@ import posixpath
 import shutil
 import tempfile
 import uuid
-from typing import Iterator, List, Optional, Sequence
+from typing import BinaryIO, Callable, Iterator, List, Optional, Sequence
 
 from vggish import audio_io
 from vggish import corpus
@@ -88,28 +88,23 @@ def write_atomic(path: str, data: bytes) -> None:
   Raises:
     vggish.manifest.OutputWriteError: the file cannot be written.
   """
-  file_systems, uncompressed = _beam_filesystems()
-  tmp = f'{path}.tmp-{uuid.uuid4().hex[:12]}'
-  try:
-    with file_systems.create(tmp, compression_type=uncompressed) as f:
-      f.write(data)
-    file_systems.rename([tmp], [path])
-  except OSError as e:
-    try:
-      file_systems.delete([tmp])
-    except OSError:
-      pass
-    raise _write_error(e, path) from e
+  _create_atomic(path, lambda f: f.write(data))
 
 
 def copy_into(local_path: str, path: str) -> None:
   """Uploads a local file to `path` atomically (see `write_atomic`)."""
+  def copy(dst):
+    with open(local_path, 'rb') as src:
+      shutil.copyfileobj(src, dst, _CHUNK)
+  _create_atomic(path, copy)
+
+
+def _create_atomic(path: str, write: Callable[[BinaryIO], None]) -> None:
   file_systems, uncompressed = _beam_filesystems()
   tmp = f'{path}.tmp-{uuid.uuid4().hex[:12]}'
   try:
-    with open(local_path, 'rb') as src, file_systems.create(
-        tmp, compression_type=uncompressed) as dst:
-      shutil.copyfileobj(src, dst, _CHUNK)
+    with file_systems.create(tmp, compression_type=uncompressed) as f:
+      write(f)
     file_systems.rename([tmp], [path])
   except OSError as e:
     try:

@@ -8,6 +8,7 @@ name is the worker count).
 """
 
 import dataclasses
+import sys
 from typing import Callable, List, Sequence
 
 from absl import flags
@@ -16,6 +17,14 @@ from vggish import audio_io
 from vggish import corpus
 from vggish import files as files_lib
 from vggish.params import DEFAULT_BATCH_SIZE, DEFAULT_PARAMS, SHORT_CLIP_POLICIES, Params
+
+
+# Exit statuses of the extraction CLIs (2, a usage error, is `vggish.cli.EXIT_USAGE`).
+EXIT_OK = 0
+EXIT_SOME_FAILED = 3
+EXIT_OUTPUT = 4
+EXIT_PIPELINE = 5  # tools.extract_beam: the Beam job itself failed.
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(ValueError):
@@ -148,3 +157,35 @@ def find_inputs(extraction_flags: ExtractionFlags, args: Sequence[str],
     ids[item.video_id] = item.path
     unique.append(item)
   return unique
+
+
+def report(result, rerun: str) -> int:
+  """Prints a run's summary (stdout) and its warnings and failures (stderr).
+
+  Args:
+    result: a `vggish.pipelines.steps.ExtractResult`.
+    rerun: how to retry failed inputs or resume, for the messages ('rerun the
+      same command').
+
+  Returns:
+    The exit status: `EXIT_INTERRUPTED`, `EXIT_SOME_FAILED` or `EXIT_OK`.
+  """
+  rate = result.num_examples / result.wall_seconds if result.wall_seconds else 0.0
+  print(f'{result.output_dir}: {result.num_ok} files extracted '
+        f'({result.num_examples} embeddings, {result.audio_seconds:.1f} s of audio '
+        f'in {result.wall_seconds:.1f} s, {rate:.1f} examples/s), {result.num_failed} '
+        f'failed, {result.num_skipped} already done; shards written: '
+        f'{len(result.shards)}')
+  manifest = f'{result.output_dir.rstrip("/")}/manifest.csv'
+  if result.warnings:
+    print(f'{len(result.warnings)} extracted input(s) have a warning (e.g. '
+          f'{result.warnings[0][0]}: {result.warnings[0][1]}); see the warning '
+          f'column of {manifest}', file=sys.stderr)
+  if result.interrupted:
+    print(f'interrupted: {rerun} to resume', file=sys.stderr)
+    return EXIT_INTERRUPTED
+  if result.num_failed:
+    print(f'{result.num_failed} input(s) failed; reasons in {manifest} ({rerun} to '
+          f'retry them)', file=sys.stderr)
+    return EXIT_SOME_FAILED
+  return EXIT_OK

@@ -10,6 +10,7 @@ bytes and their manifests give the same reasons:
                   serialized SequenceExample and its `ok` manifest row), or a
                   `failed` row
   failed_row:     Prepared with an error -> its `failed` manifest row
+  ExtractResult:  what a run did (the counts both front doors report)
 
 `vggish.extractor` drives them with threads on one machine,
 `vggish.pipelines.beam` with an Apache Beam pipeline.
@@ -18,7 +19,7 @@ bytes and their manifests give the same reasons:
 import contextlib
 import dataclasses
 import logging
-from typing import Callable, ContextManager, Optional, Tuple
+from typing import Callable, ContextManager, List, Optional, Tuple
 
 import numpy as np
 
@@ -63,6 +64,45 @@ class Finished:
   """
   row: manifest_lib.Row
   record: Optional[bytes] = None
+
+
+@dataclasses.dataclass
+class ExtractResult:
+  """What a run did.
+
+  Attributes:
+    output_dir: where the shards and manifest are.
+    num_inputs: inputs given.
+    num_skipped: inputs already `ok` from an earlier run (not redone).
+    num_ok: inputs extracted by this run.
+    num_failed: inputs that failed in this run.
+    num_examples: embeddings written by this run.
+    audio_seconds: audio extracted by this run.
+    wall_seconds: duration of the run.
+    shards: names of the shards this run wrote.
+    failures: (id, error) of this run's failures.
+    warnings: (id, warning) of this run's `ok` inputs with a warning (a
+      truncated file, NaN/Inf samples replaced with zeros, ...).
+    interrupted: the run was stopped (`should_stop`) before every input was
+      done; what it finished is saved.
+  """
+  output_dir: str
+  num_inputs: int = 0
+  num_skipped: int = 0
+  num_ok: int = 0
+  num_failed: int = 0
+  num_examples: int = 0
+  audio_seconds: float = 0.0
+  wall_seconds: float = 0.0
+  shards: List[str] = dataclasses.field(default_factory=list)
+  failures: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+  warnings: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+  interrupted: bool = False
+
+  @property
+  def all_ok(self) -> bool:
+    """Every input is extracted (now or earlier)."""
+    return self.num_failed == 0 and not self.interrupted
 
 
 def record_settings(postprocess: bool, params: Params) -> dict:
