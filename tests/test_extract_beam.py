@@ -217,10 +217,10 @@ def test_staged_shards_of_a_dead_job_are_adopted_once(both_outputs, audio, model
   with pytest.raises(ValueError, match='--skip_existing'):
     _beam(inputs, out, model_files, postprocess)
   paths = {item.video_id: os.path.abspath(item.path) for item in inputs}
-  rows, next_shard = beam_pipeline._prepare_output(  # pylint: disable=protected-access
+  rows = beam_pipeline._prepare_output(  # pylint: disable=protected-access
       str(out), {'embedding': 'any'}, paths, skip_existing=True)
   assert {v for v, row in rows.items() if row.status == manifest_lib.OK} == set(ids[:3])
-  assert next_shard == 2
+  assert manifest_lib.next_shard_index(str(out)) == 2
   assert not staging.exists()  # Adopted, filtered or deleted.
   got = _records_by_id(out)  # No id twice.
   expected = _records_by_id(local)

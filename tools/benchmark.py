@@ -94,8 +94,10 @@ def _beam_benchmark():
     extras.require('apache_beam', 'beam', 'tools.benchmark --beam')
   except extras.MissingExtraError as e:
     return cli.report_error(e)
+  # Each round runs every job on the whole corpus: 2 unless asked otherwise.
+  num_rounds = _NUM_ROUNDS.value if flags.FLAGS['num_rounds'].present else 2
   kwargs = dict(num_clips=_NUM_CLIPS.value, seconds=_SECONDS.value,
-                num_other=_NUM_OTHER.value, num_rounds=_NUM_ROUNDS.value if flags.FLAGS["num_rounds"].present else 2,
+                num_other=_NUM_OTHER.value, num_rounds=num_rounds,
                 batch_size=_BATCH_SIZE.value, checkpoint_path=_CHECKPOINT.value)
   if _WORK_DIR.value:
     result = beam_benchmark.run_beam_benchmark(_WORK_DIR.value, **kwargs)

@@ -157,7 +157,6 @@ def run(inputs, beam_args) -> int:
   beam_options = pipeline_options.PipelineOptions(_with_local_defaults(beam_args))
   # Beam's own INFO lines (and the local runner's copies of its workers' log
   # lines, which the workers print themselves) would bury the progress.
-  logging.get_absl_logger()  # absl's handler is set up.
   import logging as py_logging  # pylint: disable=import-outside-toplevel
   py_logging.getLogger('apache_beam').setLevel(py_logging.WARNING)
   py_logging.getLogger('apache_beam.runners.portability.local_job_service').setLevel(

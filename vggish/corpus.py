@@ -217,6 +217,35 @@ def _folder_id(folder: str, base: str) -> str:
   return pathlib.PurePath(relative).as_posix()
 
 
+def _same_id_error(video_id: str, first: str, second: str) -> ValueError:
+  return ValueError(
+      f'two inputs would get the same id {video_id!r}: {first!r} and {second!r} '
+      f'(ids are paths without extension); rename one or extract them into '
+      f'different output directories')
+
+
+def unique_ids(inputs: Sequence[AudioInput]) -> List[AudioInput]:
+  """Drops an input named twice (same id, same path); rejects one id for two paths.
+
+  For inputs gathered from several sources (INPUT arguments and a CSV, or
+  remote listings), where the paths are compared as given.
+
+  Raises:
+    ValueError: two different paths would get the same id.
+  """
+  by_id: Dict[str, AudioInput] = {}
+  unique = []
+  for item in inputs:
+    other = by_id.get(item.video_id)
+    if other is not None:
+      if other.path == item.path:
+        continue
+      raise _same_id_error(item.video_id, other.path, item.path)
+    by_id[item.video_id] = item
+    unique.append(item)
+  return unique
+
+
 def _deduplicate(inputs: Sequence[AudioInput]) -> List[AudioInput]:
   """Drops repeats of one file; rejects two files that share an id."""
   by_id: Dict[str, AudioInput] = {}
@@ -228,10 +257,7 @@ def _deduplicate(inputs: Sequence[AudioInput]) -> List[AudioInput]:
       continue
     other = by_id.get(item.video_id)
     if other is not None:
-      raise ValueError(
-          f'two inputs would get the same id {item.video_id!r}: {other.path!r} '
-          f'and {item.path!r} (ids are paths without extension); rename one or '
-          f'extract them into different output directories')
+      raise _same_id_error(item.video_id, other.path, item.path)
     seen_files.add(real)
     by_id[item.video_id] = item
     unique.append(item)

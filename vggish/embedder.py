@@ -15,7 +15,6 @@ from vggish import workspace
 from vggish.params import DEFAULT_BATCH_SIZE, DEFAULT_PARAMS, Params
 
 
-
 class Embedder:
   """A VGGish model behind one `tf.function`, traced once for every batch size.
 

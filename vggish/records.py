@@ -533,17 +533,18 @@ def summarize_records(path: str) -> Iterator[Tuple[str, int, float]]:
   """
   for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
     seq = tf.train.SequenceExample.FromString(raw)
-    context = seq.context.feature
-    video_id = context[VIDEO_ID].bytes_list.value[0].decode('utf-8')
-    end_time = context[END_TIME].float_list.value[0]
+    end_time = seq.context.feature[END_TIME].float_list.value[0]
     num_examples = len(seq.feature_lists.feature_list[AUDIO_EMBEDDING].feature)
-    yield video_id, num_examples, end_time
+    yield _video_id(seq), num_examples, end_time
+
+
+def _video_id(seq: tf.train.SequenceExample) -> str:
+  return seq.context.feature[VIDEO_ID].bytes_list.value[0].decode('utf-8')
 
 
 def record_id(serialized: bytes) -> str:
   """The `video_id` of a serialized SequenceExample."""
-  seq = tf.train.SequenceExample.FromString(serialized)
-  return seq.context.feature[VIDEO_ID].bytes_list.value[0].decode('utf-8')
+  return _video_id(tf.train.SequenceExample.FromString(serialized))
 
 
 def copy_records(source: str, destination: str, keep: Callable[[str], bool]) -> int:

@@ -35,6 +35,7 @@ settings (tests/test_extract_beam.py checks it); the grouping of records into
 shards can differ (by bundles, and failed inputs leave no gap).
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -57,6 +58,7 @@ from vggish.pipelines import filesystem
 from vggish.pipelines import steps
 
 beam = extras.require('apache_beam', 'beam', 'The Beam pipeline (tools.extract_beam)')
+from apache_beam.options import pipeline_options as options_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from apache_beam.transforms import window  # pylint: disable=g-import-not-at-top,wrong-import-position
 from apache_beam.utils import shared  # pylint: disable=g-import-not-at-top,wrong-import-position
 from apache_beam.utils import windowed_value  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -81,7 +83,6 @@ class Settings:
     nonfinite: NaN/Inf sample policy (`vggish.audio_io`).
     allow_tf32: see `vggish.embedder.Embedder.from_checkpoint`.
     records_per_shard: the most records per shard.
-    first_shard: the number of this run's first shard.
     total: inputs this run extracts (for the workers' progress lines).
     intra_op_threads: TensorFlow threads per worker process, or None for
       TensorFlow's default (all cores); set when local worker processes
@@ -96,7 +97,6 @@ class Settings:
   nonfinite: str
   allow_tf32: bool
   records_per_shard: int
-  first_shard: int
   total: int
   intra_op_threads: Optional[int] = None
 
@@ -398,8 +398,7 @@ def _finalize(entries, settings: Settings) -> Dict[str, int]:
   failed = [entry[1] for entry in entries if entry[0] == _FAILED]
   latest = manifest_lib.latest_rows(_read_manifest(settings.output_dir))
   placed = {row.id for row in latest.values() if row.status == manifest_lib.OK}
-  first = max(settings.first_shard,
-              manifest_lib.next_index(filesystem.list_names(settings.output_dir)))
+  first = manifest_lib.next_index(filesystem.list_names(settings.output_dir))
   positions = {}
   adopted = []
   for path, rows in staged:
@@ -482,11 +481,11 @@ def check_output(output_dir: str, skip_existing: bool) -> None:
 
 def _prepare_output(output_dir: str, config: Mapping[str, object],
                     paths: Mapping[str, str], skip_existing: bool
-                    ) -> Tuple[Dict[str, manifest_lib.Row], int]:
+                    ) -> Dict[str, manifest_lib.Row]:
   """Checks (and with skip_existing, repairs) an output directory.
 
   Returns:
-    (id -> latest manifest row, the next shard number).
+    id -> latest manifest row.
 
   Raises:
     ValueError: the directory holds an extraction and skip_existing is off,
@@ -536,11 +535,10 @@ def _prepare_output(output_dir: str, config: Mapping[str, object],
   if changed or adopted or manifest_lib.MANIFEST_NAME in names:
     _write_manifest(output_dir, latest.values())
   _remove_empty_local_dir(staging)
-  return latest, manifest_lib.next_index(filesystem.list_names(output_dir))
+  return latest
 
 
 def _is_local(options) -> bool:
-  from apache_beam.options import pipeline_options as options_lib  # pylint: disable=import-outside-toplevel
   runner = options.view_as(options_lib.StandardOptions).runner
   return runner is None or runner.lower() in ('direct', 'directrunner')
 
@@ -553,7 +551,6 @@ def local_threads_per_worker(options) -> Optional[int]:
   cores / N instead. None (TensorFlow's default) for one local process and
   for remote runners, whose workers have their machine to themselves.
   """
-  from apache_beam.options import pipeline_options as options_lib  # pylint: disable=import-outside-toplevel
   if options is None or not _is_local(options):
     return None
   direct = options.view_as(options_lib.DirectOptions)
@@ -571,7 +568,6 @@ def make_pipeline(pipeline_options=None):
   DirectRunner's in-process FnApiRunner runs the pipeline, honouring
   --direct_running_mode and --direct_num_workers.
   """
-  from apache_beam.options import pipeline_options as options_lib  # pylint: disable=import-outside-toplevel
   options = pipeline_options or options_lib.PipelineOptions([])
   if _is_local(options):
     # As the DirectRunner builds it, so that its worker processes get the
@@ -669,17 +665,18 @@ def run_extraction(inputs: Sequence[corpus.AudioInput], output_dir: str, *,
                 if postprocess else None)
 
   filesystem.makedirs(output_dir)
+  # Object stores have no `flock`: one job per output prefix is the user's rule.
   lock = (manifest_lib.OutputLock(output_dir) if not files.has_scheme(output_dir)
-          else _NoLock())
+          else contextlib.nullcontext())
   start = time.monotonic()
   with lock:
     paths = {item.video_id: files.manifest_path(item.path) for item in inputs}
-    rows, first_shard = _prepare_output(
+    rows = _prepare_output(
         output_dir, steps.record_settings(postprocess, params), paths, skip_existing)
     done = {row.id for row in rows.values() if row.status == manifest_lib.OK}
     todo = [item for item in inputs if item.video_id not in done]
     result = steps.ExtractResult(output_dir=output_dir, num_inputs=len(inputs),
-                        num_skipped=len(inputs) - len(todo))
+                                 num_skipped=len(inputs) - len(todo))
     if result.num_skipped:
       logging.info('%d of %d inputs already extracted in %s; skipping them',
                    result.num_skipped, len(inputs), output_dir)
@@ -688,8 +685,7 @@ def run_extraction(inputs: Sequence[corpus.AudioInput], output_dir: str, *,
           output_dir=output_dir, run_id=f'run-{time.strftime("%Y%m%d-%H%M%S")}-'
           f'{uuid.uuid4().hex[:8]}', checkpoint=checkpoint, pca_params=pca_params,
           params=params, batch_size=batch_size, nonfinite=nonfinite,
-          allow_tf32=allow_tf32, records_per_shard=records_per_shard,
-          first_shard=first_shard, total=len(todo),
+          allow_tf32=allow_tf32, records_per_shard=records_per_shard, total=len(todo),
           intra_op_threads=local_threads_per_worker(pipeline_options))
       _run_pipeline(todo, settings, pipeline_options)
     _summarize(result, todo, output_dir)
@@ -699,16 +695,6 @@ def run_extraction(inputs: Sequence[corpus.AudioInput], output_dir: str, *,
                result.audio_seconds, result.wall_seconds, result.num_failed,
                result.num_skipped)
   return result
-
-
-class _NoLock:
-  """Object stores have no `flock`: one job per output prefix is the user's rule."""
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc_info):
-    return False
 
 
 def _run_pipeline(todo: Sequence[corpus.AudioInput], settings: Settings,

@@ -24,6 +24,7 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 from vggish import manifest as manifest_lib
+from vggish.params import DEFAULT_BATCH_SIZE
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -113,7 +114,7 @@ def _random_weights(path: str) -> str:
 
 def run_beam_benchmark(work_dir: str, num_clips: int = 300, seconds: float = 5.0,
                        num_other: Optional[int] = None, num_rounds: int = 2,
-                       batch_size: int = 32, worker_counts: Sequence[int] = (1, 2),
+                       batch_size: int = DEFAULT_BATCH_SIZE, worker_counts: Sequence[int] = (1, 2),
                        checkpoint_path: Optional[str] = None) -> BeamBenchmarkResult:
   """Builds the corpus in `work_dir` and times every configuration.
 

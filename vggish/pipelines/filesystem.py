@@ -243,7 +243,7 @@ def local_model_file(path: str, directory: str) -> str:
   """
   if not has_scheme(path):
     return path
-  found = [p for p in _match(path + '*') if p == path or p.startswith(path + '.')]
+  found = _model_file_parts(path)
   if not found:
     raise ValueError(f'model file {path!r} does not exist')
   file_systems, uncompressed = _beam_filesystems()
@@ -263,23 +263,15 @@ def check_model_file(path: Optional[str], default_name: str) -> str:
     ValueError: a remote file is missing.
   """
   if path is not None and has_scheme(str(path)):
-    if not model_file_exists(str(path)):
+    if not _model_file_parts(str(path)):
       raise ValueError(f'model file {path} does not exist')
     return str(path)
   return os.path.abspath(workspace.require_model_file(path, default_name))
 
 
-def model_file_exists(path: str) -> bool:
-  """Whether a model file (or a V2 checkpoint prefix) is at `path`."""
-  if not has_scheme(path):
-    return os.path.exists(path) or bool(
-        [p for p in _local_glob(path + '.*')])
-  return any(p == path or p.startswith(path + '.') for p in _match(path + '*'))
-
-
-def _local_glob(pattern):
-  import glob  # pylint: disable=import-outside-toplevel
-  return glob.glob(pattern)
+def _model_file_parts(path: str) -> List[str]:
+  """The remote files of a model file: itself, or a V2 checkpoint's `.index`/`.data-*`."""
+  return [p for p in _match(path + '*') if p == path or p.startswith(path + '.')]
 
 
 class BeamFiles(files_lib.LocalFiles):
@@ -364,7 +356,7 @@ def discover_inputs(args: Sequence[str],
         corpus.AudioInput(video_id=corpus.id_from_relative(p[len(base) + 1:]), path=p)
         for p in paths)
   corpus.check_some_exist(found)
-  return _deduplicate(found)
+  return corpus.unique_ids(found)
 
 
 def _remote_glob_base(pattern: str) -> str:
@@ -376,20 +368,3 @@ def _remote_glob_base(pattern: str) -> str:
       break
     base.append(part)
   return f'{scheme}://' + '/'.join(base)
-
-
-def _deduplicate(inputs: Sequence[corpus.AudioInput]) -> List[corpus.AudioInput]:
-  by_id = {}
-  unique = []
-  for item in inputs:
-    other = by_id.get(item.video_id)
-    if other is not None:
-      if other.path == item.path:
-        continue
-      raise ValueError(
-          f'two inputs would get the same id {item.video_id!r}: {other.path!r} '
-          f'and {item.path!r} (ids are paths without extension); rename one or '
-          f'extract them into different output directories')
-    by_id[item.video_id] = item
-    unique.append(item)
-  return unique

@@ -145,18 +145,8 @@ def find_inputs(extraction_flags: ExtractionFlags, args: Sequence[str],
   if not items:
     raise UsageError(f'no audio files found in {" ".join(args)}')
   corpus.check_some_exist(items)
-  ids = {}
-  unique = []
-  for item in items:
-    if item.video_id in ids:
-      if ids[item.video_id] == item.path:
-        continue  # Named twice (a file in a folder given and in the CSV).
-      raise UsageError(
-          f'two inputs would get the same id {item.video_id!r}: '
-          f'{ids[item.video_id]!r} and {item.path!r}')
-    ids[item.video_id] = item.path
-    unique.append(item)
-  return unique
+  # A file both in a folder given and in the CSV is taken once.
+  return corpus.unique_ids(items)
 
 
 def report(result, rerun: str) -> int:
