@@ -84,9 +84,6 @@ class Settings:
     allow_tf32: see `vggish.embedder.Embedder.from_checkpoint`.
     records_per_shard: the most records per shard.
     total: inputs this run extracts (for the workers' progress lines).
-    intra_op_threads: TensorFlow threads per worker process, or None for
-      TensorFlow's default (all cores); set when local worker processes
-      share this machine's cores.
   """
   output_dir: str
   run_id: str
@@ -98,7 +95,6 @@ class Settings:
   allow_tf32: bool
   records_per_shard: int
   total: int
-  intra_op_threads: Optional[int] = None
 
   @property
   def staging_dir(self) -> str:
@@ -162,13 +158,9 @@ class _Model:
 def _load_model(settings: Settings) -> _Model:
   from vggish.embedder import Embedder  # pylint: disable=import-outside-toplevel
   start = time.monotonic()
-  if settings.intra_op_threads:
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    try:
-      tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
-    except RuntimeError:  # TensorFlow already runs in this process.
-      logging.info('worker %d: TensorFlow already initialized; keeping its threads',
-                   os.getpid())
+  # TensorFlow keeps its default threads: with its Eigen kernels (oneDNN
+  # off) the float32 results depend on the number of intra-op threads, and
+  # the records must be the bytes tools.extract writes.
   directory = tempfile.mkdtemp(prefix='vggish-model-')
   try:
     checkpoint = filesystem.local_model_file(settings.checkpoint, directory)
@@ -543,23 +535,6 @@ def _is_local(options) -> bool:
   return runner is None or runner.lower() in ('direct', 'directrunner')
 
 
-def local_threads_per_worker(options) -> Optional[int]:
-  """TensorFlow threads for each local worker process, so that they share the cores.
-
-  N worker processes on one machine, each with TensorFlow's default of one
-  thread per core, would run N times as many threads as cores; each gets
-  cores / N instead. None (TensorFlow's default) for one local process and
-  for remote runners, whose workers have their machine to themselves.
-  """
-  if options is None or not _is_local(options):
-    return None
-  direct = options.view_as(options_lib.DirectOptions)
-  workers = direct.direct_num_workers or 1
-  if direct.direct_running_mode == 'in_memory' or workers <= 1:
-    return None
-  return max(1, (os.cpu_count() or 1) // workers)
-
-
 def make_pipeline(pipeline_options=None):
   """A `beam.Pipeline` for the options; the DirectRunner without Prism.
 
@@ -685,8 +660,7 @@ def run_extraction(inputs: Sequence[corpus.AudioInput], output_dir: str, *,
           output_dir=output_dir, run_id=f'run-{time.strftime("%Y%m%d-%H%M%S")}-'
           f'{uuid.uuid4().hex[:8]}', checkpoint=checkpoint, pca_params=pca_params,
           params=params, batch_size=batch_size, nonfinite=nonfinite,
-          allow_tf32=allow_tf32, records_per_shard=records_per_shard, total=len(todo),
-          intra_op_threads=local_threads_per_worker(pipeline_options))
+          allow_tf32=allow_tf32, records_per_shard=records_per_shard, total=len(todo))
       _run_pipeline(todo, settings, pipeline_options)
     _summarize(result, todo, output_dir)
   result.wall_seconds = time.monotonic() - start
