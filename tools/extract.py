@@ -61,8 +61,12 @@ from vggish.pipelines import options
 _FLAGS = options.define_flags()
 flags.adopt_module_key_flags(options)  # --help lists the shared flags too.
 _NUM_WORKERS = flags.DEFINE_integer(
-    'num_workers', None, 'Decoding threads; default: one per two cores, 1 to 4.',
-    lower_bound=1)
+    'num_workers', None, 'Frontend workers (decode, resample, log-mel) at background '
+    'priority; default: one per core.', lower_bound=1)
+_WORKER_KIND = flags.DEFINE_enum(
+    'worker_kind', 'auto', ['auto', 'thread', 'process'],
+    'Frontend workers as threads or processes; auto: processes for more than 4 '
+    'workers (many cores feeding a GPU), where the GIL limits threads.')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show progress on stderr.')
 
 
@@ -128,6 +132,7 @@ def run(args) -> int:
         postprocess=_FLAGS.postprocess.value, pca_params_path=pca_params,
         params=params, records_per_shard=_FLAGS.records_per_shard.value,
         batch_size=_FLAGS.batch_size.value, num_workers=_NUM_WORKERS.value,
+        worker_kind=_WORKER_KIND.value,
         nonfinite=_FLAGS.nonfinite.value, allow_tf32=_FLAGS.allow_tf32.value,
         show_progress=_PROGRESS.value, should_stop=stop)
   return options.report(result, 'rerun the same command')

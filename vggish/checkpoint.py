@@ -11,6 +11,7 @@ exactly is rejected with one error listing every problem, so weights are never
 silently left at their random initial values.
 """
 
+import contextlib
 import glob
 import os
 import re
@@ -246,7 +247,50 @@ def read_slim_checkpoint(path: PathLike) -> Dict[str, np.ndarray]:
     CheckpointError: the checkpoint is missing, unreadable or does not match
       `SLIM_VARIABLES`.
   """
-  resolved, reader = inspect_slim_checkpoint(path)
+  with slim_variables(path) as variables:
+    return {name: np.array(value) for name, value in variables.items()}
+
+
+@contextlib.contextmanager
+def slim_variables(path: PathLike):
+  """Like `read_slim_checkpoint`, but the arrays are valid inside the block only.
+
+  A V1 checkpoint (the released file's format) is memory-mapped and its
+  arrays are views of the file (`vggish.checkpoint_v1`: no parse, no copy; a
+  fraction of a second where TensorFlow's reader takes seconds); anything
+  else, or a V1 file that reader does not handle, goes through TensorFlow's
+  reader.
+
+  Yields:
+    name -> float32 array for each name of `SLIM_VARIABLES`, in that order.
+
+  Raises:
+    CheckpointError: see `read_slim_checkpoint`.
+  """
+  resolved = resolve_slim_checkpoint(path)
+  fast = contextlib.ExitStack()
+  with fast:
+    mapped = None
+    if os.path.isfile(resolved):  # A V1 file (a V2 prefix is not a file).
+      from vggish import checkpoint_v1  # pylint: disable=import-outside-toplevel
+      try:
+        mapped = fast.enter_context(checkpoint_v1.open_checkpoint(resolved))
+      except (checkpoint_v1.UnsupportedCheckpoint, OSError) as e:
+        logging.debug('%s: reading with TensorFlow (%s)', resolved, e)
+    if mapped is not None:
+      tensors, arrays = mapped
+      validate_slim_variables(
+          {name: info.shape for name, info in tensors.items()},
+          {name: tf.dtypes.as_dtype(info.dtype) for name, info in tensors.items()},
+          source=f'Checkpoint {resolved!r}')
+      logging.info('Read %d VGGish variables from %s.', len(SLIM_VARIABLES), resolved)
+      yield {name: arrays[name] for name in SLIM_VARIABLES}
+      return
+  yield _read_with_tensorflow(resolved)
+
+
+def _read_with_tensorflow(resolved: str) -> Dict[str, np.ndarray]:
+  _, reader = inspect_slim_checkpoint(resolved)
   variables = {}
   for name in SLIM_VARIABLES:
     try:
@@ -301,7 +345,8 @@ def load_slim_checkpoint(model, path: PathLike) -> None:
   Raises:
     CheckpointError: see `read_slim_checkpoint`.
   """
-  assign_slim_variables(model, read_slim_checkpoint(path))
+  with slim_variables(path) as variables:
+    assign_slim_variables(model, variables)
 
 
 def load_weights(model, path: PathLike) -> None:

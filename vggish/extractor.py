@@ -2,7 +2,8 @@
 
 `extract(inputs, output_dir, ...)` streams a corpus through VGGish:
 
-  worker threads (num_workers):  read -> mono -> resample to 16 kHz -> short-clip
+  frontend workers (num_workers, `vggish.workers`, at background priority):
+                                 read -> mono -> resample to 16 kHz -> short-clip
                                  policy -> float64 numpy frontend -> float32
                                  (`vggish.pipelines.steps.prepare_input`)
   main thread:                   examples of consecutive files packed into
@@ -11,10 +12,11 @@
                                  embeddings -> [PCA + 8-bit] -> SequenceExample
                                  (`steps.finish`) -> shard
 
-The decoding, resampling and frontend of the next files run in the worker
-threads while the model works (numpy, libsndfile and TensorFlow release the
-GIL), and at most `prefetch` files are in flight, so memory does not grow with
-the corpus. The model function is traced once. The numpy frontend is
+The decoding, resampling and frontend of the next files run in the frontend
+workers while the model works, at background priority so that they use the
+CPU time the model leaves rather than stall its thread pool (see
+`vggish.workers`), and at most `prefetch` files are in flight, so memory does
+not grow with the corpus. The model function is traced once. The numpy frontend is
 upstream's float64 computation, so the bytes written equal the original code's.
 
 Robustness and resuming (see `vggish.manifest` for the directory layout): an
@@ -29,7 +31,6 @@ completed.
 """
 
 import collections
-import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -44,6 +45,7 @@ from vggish import corpus
 from vggish import manifest as manifest_lib
 from vggish import progress as progress_lib
 from vggish import records
+from vggish import workers
 from vggish import workspace
 from vggish.embedder import DEFAULT_BATCH_SIZE, BatchPacker, Embedder
 from vggish.params import DEFAULT_PARAMS, Params
@@ -51,16 +53,6 @@ from vggish.pipelines import steps
 from vggish.pipelines.steps import ExtractResult, prepare_input, record_settings  # pylint: disable=unused-import
 
 DEFAULT_RECORDS_PER_SHARD = 1000
-
-
-def default_num_workers() -> int:
-  """Decoding threads: one per two cores, 1 to 4.
-
-  Decoding, resampling and the frontend cost about 1/20 of the model's time
-  per example on a CPU, so one thread keeps a 2-core machine's model busy;
-  more threads would only take cores from the model's own threads.
-  """
-  return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 def default_prefetch(num_workers: int) -> int:
@@ -179,6 +171,7 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
             records_per_shard: int = DEFAULT_RECORDS_PER_SHARD,
             batch_size: int = DEFAULT_BATCH_SIZE,
             num_workers: Optional[int] = None,
+            worker_kind: str = workers.AUTO,
             prefetch: Optional[int] = None,
             nonfinite: str = 'fail',
             allow_tf32: bool = False,
@@ -203,7 +196,10 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
     params: frontend settings (`example_hop_seconds`, `short_clip_policy`).
     records_per_shard: inputs per shard file.
     batch_size: examples per model call (ignored when `embedder` is given).
-    num_workers: decoding threads; default `default_num_workers()`.
+    num_workers: frontend workers; default `vggish.workers.default_num_workers()`
+      (one per core, at background priority).
+    worker_kind: 'thread', 'process' or 'auto' (processes for large pools,
+      see `vggish.workers`).
     prefetch: decoded files held ahead of the model (this bounds memory:
       about 25 kB per second of audio held); default `default_prefetch`.
     nonfinite: a file with NaN/Inf samples fails ('fail', the default: its
@@ -229,9 +225,10 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
   """
   if records_per_shard < 1:
     raise ValueError(f'records_per_shard must be >= 1, got {records_per_shard}')
-  num_workers = default_num_workers() if num_workers is None else num_workers
+  num_workers = workers.default_num_workers() if num_workers is None else num_workers
   if num_workers < 1:
     raise ValueError(f'num_workers must be >= 1, got {num_workers}')
+  workers.resolve_kind(worker_kind, num_workers)  # A bad kind fails before any write.
   prefetch = default_prefetch(num_workers) if prefetch is None else prefetch
   if prefetch < 1:
     raise ValueError(f'prefetch must be >= 1, got {prefetch}')
@@ -272,7 +269,8 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
       with progress_lib.Progress(total=len(todo), unit='files', desc='extract',
                                  enabled=show_progress) as bar:
         _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest,
-             result, bar, num_workers, prefetch, should_stop)
+             result, bar, workers.make_pool(num_workers, worker_kind), prefetch,
+             should_stop)
       writer.commit()
     except BaseException:
       # KeyboardInterrupt, a full disk or an unexpected error: the open shard
@@ -313,8 +311,8 @@ def _as_inputs(inputs) -> List[corpus.AudioInput]:
 
 
 def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, result,
-         bar, num_workers, prefetch, should_stop) -> None:
-  """The streaming loop: decode ahead in threads, embed in batches, write in order."""
+         bar, pool, prefetch, should_stop) -> None:
+  """The streaming loop: decode ahead in `pool`, embed in batches, write in order."""
   packer = BatchPacker(embedder)
 
   def write_files(done) -> None:
@@ -340,8 +338,7 @@ def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, res
     result.failures.append((prepared.item.video_id, prepared.error))
     bar.update(1)
 
-  with concurrent.futures.ThreadPoolExecutor(
-      max_workers=num_workers, thread_name_prefix='vggish-decode') as pool:
+  with pool:
     queue = collections.deque()
     todo_iter = iter(todo)
 

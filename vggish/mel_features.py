@@ -10,6 +10,8 @@ Everything is float64, like upstream, and composes as
 `vggish.tf_frontend` reuses `mel_matrix` so both frontends share one matrix.
 """
 
+import functools
+
 import numpy as np
 
 from vggish.params import DEFAULT_PARAMS
@@ -78,6 +80,13 @@ def periodic_hann(window_length):
   return 0.5 - 0.5 * np.cos(2.0 * np.pi / window_length * np.arange(window_length))
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_hann(window_length):
+  window = periodic_hann(window_length)
+  window.setflags(write=False)
+  return window
+
+
 def stft_magnitude(signal, fft_length, hop_length, window_length):
   """Magnitude (not power) of the short-time Fourier transform.
 
@@ -90,9 +99,16 @@ def stft_magnitude(signal, fft_length, hop_length, window_length):
   Returns:
     float64 [num_frames, fft_length // 2 + 1]; num_frames may be 0.
   """
+  fft_length = int(fft_length)
   frames = frame(np.asarray(signal, dtype=np.float64), window_length, hop_length)
-  windowed = frames * periodic_hann(window_length)  # [num_frames, window_length]
-  return np.abs(np.fft.rfft(windowed, n=int(fft_length), axis=-1))
+  if fft_length < window_length:  # rfft then crops each frame, as upstream's did.
+    windowed = frames * _cached_hann(window_length)
+    return np.abs(np.fft.rfft(windowed, n=fft_length, axis=-1))
+  # The windowed frames written straight into their zero padding: the same
+  # numbers as rfft(frames * window, n=fft_length), without its padded copy.
+  padded = np.zeros((frames.shape[0], fft_length))  # [num_frames, fft_length]
+  np.multiply(frames, _cached_hann(window_length), out=padded[:, :window_length])
+  return np.abs(np.fft.rfft(padded, axis=-1))
 
 
 def hertz_to_mel(frequencies_hertz):
@@ -153,14 +169,21 @@ def spectrogram_to_mel_matrix(num_mel_bins, num_spectrogram_bins, audio_sample_r
   return matrix
 
 
+@functools.lru_cache(maxsize=8)
 def mel_matrix(params=DEFAULT_PARAMS):
-  """`spectrogram_to_mel_matrix` for the sizes in `params`: float64 [257, 64] by default."""
-  return spectrogram_to_mel_matrix(
+  """`spectrogram_to_mel_matrix` for the sizes in `params`: float64 [257, 64] by default.
+
+  Computed once per `params` (the frontend needs it for every file); the
+  array is read-only.
+  """
+  matrix = spectrogram_to_mel_matrix(
       num_mel_bins=params.num_mel_bins,
       num_spectrogram_bins=params.num_spectrogram_bins,
       audio_sample_rate=params.sample_rate,
       lower_edge_hertz=params.mel_min_hz,
       upper_edge_hertz=params.mel_max_hz)
+  matrix.setflags(write=False)
+  return matrix
 
 
 def log_mel_spectrogram(data, params=DEFAULT_PARAMS):
