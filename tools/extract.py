@@ -165,4 +165,4 @@ def parse_flags(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(cli.exit_fast(main), flags_parser=parse_flags)

@@ -306,6 +306,18 @@ def _read_with_tensorflow(resolved: str) -> Dict[str, np.ndarray]:
   return variables
 
 
+def layer_weights(variables: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
+  """Checkpoint variables regrouped per Keras layer through `SLIM_TO_KERAS`.
+
+  Returns:
+    Keras layer name -> {'kernel': array, 'bias': array}.
+  """
+  per_layer = {}
+  for name, (layer_name, weight) in SLIM_TO_KERAS.items():
+    per_layer.setdefault(layer_name, {})[weight] = variables[name]
+  return per_layer
+
+
 def assign_slim_variables(model, variables: Mapping[str, np.ndarray]) -> None:
   """Copies checkpoint variables into a Keras VGGish through `SLIM_TO_KERAS`.
 
@@ -318,10 +330,7 @@ def assign_slim_variables(model, variables: Mapping[str, np.ndarray]) -> None:
     ValueError: the model lacks a layer, or its weights have other shapes
       (e.g. it was built with non-default `Params`).
   """
-  per_layer = {}
-  for name, (layer_name, weight) in SLIM_TO_KERAS.items():
-    per_layer.setdefault(layer_name, {})[weight] = variables[name]
-  for layer_name, weights in per_layer.items():
+  for layer_name, weights in layer_weights(variables).items():
     try:
       layer = model.get_layer(layer_name)
     except ValueError as e:

@@ -232,7 +232,8 @@ def open_checkpoint(path: str):
   """
   with open(path, 'rb') as f:
     try:
-      mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+      # Copy-on-write: no view can ever write to the file.
+      mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
     except ValueError as e:  # An empty file cannot be mapped.
       raise UnsupportedCheckpoint(str(e)) from e
   buf = memoryview(mapped)

@@ -8,6 +8,8 @@ do. The CLIs print that message as one `error:` line on stderr and exit with
 """
 
 import functools
+import logging
+import os
 import sys
 
 EXIT_USAGE = 2
@@ -37,3 +39,25 @@ def run(main, define_flags):
   from absl import app  # pylint: disable=import-outside-toplevel
   define_flags()
   app.run(exit_on_user_error(main))
+
+
+def exit_fast(main):
+  """Wraps an absl `main(argv)` to end the process as soon as it returns.
+
+  Once a command has returned, everything it wrote is durable (shards and
+  manifest are fsynced and renamed), so the process can skip Python's
+  teardown of TensorFlow (its thread pools, the model's weights freed object
+  by object): about 1.2 s of a one-file extraction's whole-process time on a
+  2-core machine. Output streams and log handlers are flushed first; an
+  exception still propagates with its traceback.
+  """
+
+  @functools.wraps(main)
+  def wrapped(argv):
+    status = main(argv)
+    logging.shutdown()  # Flushes every handler (absl's included).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status if isinstance(status, int) else (0 if status is None else 1))
+
+  return wrapped

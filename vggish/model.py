@@ -17,11 +17,13 @@ to the input's batch (`TrimToBatch`, the `embedding` layer); a non-empty batch
 passes through both unchanged.
 """
 
+import contextlib
 import dataclasses
 import os
 from typing import Optional, Union
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from vggish import checkpoint
@@ -133,6 +135,58 @@ def _make_layer(spec: LayerSpec, params: Params, trainable: bool,
   raise AssertionError(f'unknown layer kind {spec.kind!r}')
 
 
+# TensorFlow's kernels expect buffers aligned like its own allocator's.
+_ALIGNMENT = 64
+
+
+def _aligned_copy(value: np.ndarray) -> np.ndarray:
+  """A C-contiguous float32 copy of `value` whose data is 64-byte aligned."""
+  raw = np.empty(value.nbytes + _ALIGNMENT, np.uint8)
+  start = -raw.ctypes.data % _ALIGNMENT
+  copy = raw[start:start + value.nbytes].view(np.float32).reshape(value.shape)
+  np.copyto(copy, value)
+  return copy
+
+
+class _Preloaded(keras.initializers.Initializer):
+  """Creates a weight with the checkpoint's value (instead of zeros, then a copy).
+
+  Used only while the model is built (see `_preload`), so that a model built
+  with a slim checkpoint allocates its 72 M weights once: the (memory-mapped)
+  checkpoint is copied once into an aligned buffer, which becomes the
+  variable's own memory through DLPack (`tf.constant` would copy it twice
+  more, and building zeros then assigning copies it twice too). On a VM whose
+  fresh memory is slow to fault in, this is seconds of start-up.
+  """
+
+  def __init__(self, value: np.ndarray):
+    self._value = value
+
+  def __call__(self, shape, dtype=None):
+    if tuple(shape) != self._value.shape:
+      raise checkpoint.CheckpointError(
+          f'checkpoint weight of shape {list(self._value.shape)} for a layer '
+          f'weight of shape {list(shape)}')
+    if dtype is not None and keras.backend.standardize_dtype(dtype) != 'float32':
+      return tf.constant(self._value, dtype=dtype)
+    return tf.experimental.dlpack.from_dlpack(_aligned_copy(self._value).__dlpack__())
+
+
+@contextlib.contextmanager
+def _preload(layer, values):
+  """Builds `layer` inside the block with `values` ({'kernel', 'bias'}) as its weights."""
+  if values is None:
+    yield
+    return
+  kept = layer.kernel_initializer, layer.bias_initializer
+  layer.kernel_initializer = _Preloaded(values['kernel'])
+  layer.bias_initializer = _Preloaded(values['bias'])
+  try:
+    yield
+  finally:  # The layer's config keeps its serializable initializers.
+    layer.kernel_initializer, layer.bias_initializer = kept
+
+
 def _validate_weights_argument(weights, params: Params) -> None:
   if weights is None:
     return
@@ -198,22 +252,29 @@ def VGGish(  # pylint: disable=invalid-name  (Keras applications style)
   _validate_weights_argument(weights, params)
   device.configure_tf32(allow_tf32)
 
-  num_frames = params.example_window_length
-  num_bands = params.num_mel_bins
-  features = keras.Input(
-      shape=(num_frames, num_bands), dtype='float32', name='input_features')
-  net = PadEmptyBatch(name='pad_empty_batch')(features)  # [max(b, 1), 96, 64]
-  # A single-channel image, NHWC.
-  net = keras.layers.Reshape((num_frames, num_bands, 1), name='reshape')(
-      net)  # [max(b, 1), 96, 64, 1]
-  for spec in ARCHITECTURE:
-    net = _make_layer(spec, params, trainable,
-                      random_init=weights is None)(net)
-  # Names the output like upstream's graph tensor `vggish/embedding`.
-  embedding = TrimToBatch(name='embedding')(net, features)  # [b, 128]
-  model = keras.Model(inputs=features, outputs=embedding, name=name)
+  slim = weights is not None and not checkpoint.is_keras_weights_path(weights)
+  with (checkpoint.slim_variables(weights) if slim
+        else contextlib.nullcontext()) as variables:
+    # A slim checkpoint's weights become the layers' initial values; a Keras
+    # weights file is loaded after the build.
+    preloaded = checkpoint.layer_weights(variables) if slim else {}
+    num_frames = params.example_window_length
+    num_bands = params.num_mel_bins
+    features = keras.Input(
+        shape=(num_frames, num_bands), dtype='float32', name='input_features')
+    net = PadEmptyBatch(name='pad_empty_batch')(features)  # [max(b, 1), 96, 64]
+    # A single-channel image, NHWC.
+    net = keras.layers.Reshape((num_frames, num_bands, 1), name='reshape')(
+        net)  # [max(b, 1), 96, 64, 1]
+    for spec in ARCHITECTURE:
+      layer = _make_layer(spec, params, trainable, random_init=weights is None)
+      with _preload(layer, preloaded.get(spec.name)):
+        net = layer(net)
+    # Names the output like upstream's graph tensor `vggish/embedding`.
+    embedding = TrimToBatch(name='embedding')(net, features)  # [b, 128]
+    model = keras.Model(inputs=features, outputs=embedding, name=name)
   model.trainable = trainable
 
-  if weights is not None:
+  if weights is not None and not slim:
     checkpoint.load_weights(model, weights)
   return model
