@@ -15,6 +15,26 @@ randomly initialised, which costs the same.
 Times whole jobs instead, each in a fresh process: tools.extract, and
 tools.extract_beam in one process and with 1 and 2 local worker processes,
 with the ratios, Beam's scaling and each job's fixed cost (a one-file job).
+
+  python -m tools.benchmark --whole_process [--num_clips 400]
+
+Whole processes: tools.extract --postprocess against the original release's
+pipeline (TF1 slim graph, resampy, one session run per file) on NUM_CLIPS
+5 s clips at 44.1 kHz, alternated; the one-file command; and the start-up
+phases (imports, model build with the checkpoint, first trace). See
+vggish/process_benchmark.py.
+
+  python -m tools.benchmark --compare_fast_modes
+
+How far the opt-in fast modes, --frontend tf (float32 log-mel, in-graph) and
+--precision bfloat16, move log-mel examples, raw embeddings and postprocessed
+bytes from the faithful path, on the golden inputs' audio and a generated
+corpus (vggish/fidelity.py), and the model's speed in bfloat16 against
+float32, measured side by side.
+
+One core: taskset -c 0 python -m tools.benchmark. With a GPU the device line
+names it, the ceiling sweep adds batch sizes 128-512, and --frontend tf
+measures (c) with the in-graph frontend.
 """
 
 import os
@@ -54,6 +74,17 @@ _BEAM = flags.DEFINE_bool(
     'beam', False, 'Instead: whole-job examples/s of tools.extract against '
     'tools.extract_beam in one process, and with 1 and 2 local worker processes '
     '(needs the beam extra; see vggish/pipelines/beam_benchmark.py).')
+_FRONTEND = flags.DEFINE_enum(
+    'frontend', 'numpy', ['numpy', 'tf'], 'The log-mel frontend of extract (c).')
+_WHOLE_PROCESS = flags.DEFINE_bool(
+    'whole_process', False, 'Instead: whole-process tools.extract against the '
+    'original pipeline, and start-up phases (vggish/process_benchmark.py).')
+_COMPARE = flags.DEFINE_bool(
+    'compare_fast_modes', False, 'Instead: how far --frontend tf and --precision '
+    'bfloat16 move embeddings and bytes from the faithful path (vggish/fidelity.py).')
+_PCA_PARAMS = flags.DEFINE_string(
+    'pca_params', None, 'PCA file for --whole_process and --compare_frontends '
+    '(default: a synthetic one; the timings do not depend on it).')
 _WORK_DIR = flags.DEFINE_string(
     'work_dir', None, 'Scratch directory (default: a temporary one, deleted).')
 
@@ -70,11 +101,18 @@ def main(argv):
     return 2
   if _BEAM.value:
     return _beam_benchmark()
+  if _WHOLE_PROCESS.value or _COMPARE.value:
+    with tempfile.TemporaryDirectory(prefix='vggish_benchmark_') as work_dir:
+      work_dir = _WORK_DIR.value or work_dir
+      if _WHOLE_PROCESS.value:
+        return _whole_process(work_dir)
+      return _compare_fast_modes(work_dir)
   from vggish import benchmark  # pylint: disable=g-import-not-at-top
   kwargs = dict(num_clips=_NUM_CLIPS.value, seconds=_SECONDS.value,
                 num_other=_NUM_OTHER.value, batch_sizes=batch_sizes,
                 extract_batch_size=_BATCH_SIZE.value, num_workers=_NUM_WORKERS.value,
-                num_rounds=_NUM_ROUNDS.value, checkpoint_path=_CHECKPOINT.value)
+                num_rounds=_NUM_ROUNDS.value, checkpoint_path=_CHECKPOINT.value,
+                frontend=_FRONTEND.value)
   try:
     if _WORK_DIR.value:
       result = benchmark.run_benchmark(_WORK_DIR.value, **kwargs)
@@ -105,6 +143,75 @@ def _beam_benchmark():
     with tempfile.TemporaryDirectory(prefix='vggish_benchmark_') as work_dir:
       result = beam_benchmark.run_beam_benchmark(work_dir, **kwargs)
   print(result.report())
+  return 0
+
+
+def _model_files(work_dir):
+  """The checkpoint and PCA file given, or random ones written in `work_dir`."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from vggish import checkpoint, slim_compat  # pylint: disable=g-import-not-at-top
+  ckpt, pca = _CHECKPOINT.value, _PCA_PARAMS.value
+  rng = np.random.RandomState(0)
+  if ckpt is None:
+    # Random weights cost what the real ones cost; scaled like He init so
+    # that embeddings stay finite.
+    ckpt = os.path.join(work_dir, 'random_vggish.ckpt')
+    weights = {}
+    for name, shape in checkpoint.SLIM_VARIABLES.items():
+      fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+      scale = np.sqrt(2.0 / fan_in) if len(shape) > 1 else 0.01
+      weights[name] = (rng.standard_normal(shape) * scale).astype(np.float32)
+    slim_compat.write_slim_checkpoint(weights, ckpt, version=1)
+  if pca is None:
+    pca = os.path.join(work_dir, 'random_pca.npz')
+    rotation, _ = np.linalg.qr(rng.standard_normal((128, 128)))
+    np.savez(pca, pca_eigen_vectors=rotation, pca_means=rng.standard_normal((128, 1)))
+  return ckpt, pca
+
+
+def _whole_process(work_dir):
+  from vggish import benchmark, process_benchmark  # pylint: disable=g-import-not-at-top
+  paths = benchmark.make_corpus(os.path.join(work_dir, 'corpus'), _NUM_CLIPS.value,
+                                _SECONDS.value, num_other=_NUM_OTHER.value or 0)
+  ckpt, pca = _model_files(work_dir)
+  examples = len(paths) * int((_SECONDS.value - 0.015) // 0.96)
+  result = process_benchmark.run_whole_process(work_dir, paths, examples, ckpt, pca,
+                                               num_rounds=_NUM_ROUNDS.value if flags.FLAGS['num_rounds'].present else 2)
+  print(result.report())
+  return 0
+
+
+def _compare_fast_modes(work_dir):
+  import shutil  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import soundfile  # pylint: disable=g-import-not-at-top
+  from vggish import benchmark, embedder, fidelity  # pylint: disable=g-import-not-at-top
+  ckpt, pca = _model_files(work_dir)
+  faithful = embedder.Embedder.from_checkpoint(ckpt, _BATCH_SIZE.value)
+  fast = embedder.Embedder.from_checkpoint(ckpt, _BATCH_SIZE.value, precision='bfloat16')
+  golden = os.path.join(work_dir, 'golden')
+  os.makedirs(golden, exist_ok=True)
+  source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        'tests', 'golden', 'audio')
+  for name in sorted(os.listdir(source)) if os.path.isdir(source) else []:
+    if name.endswith('.npy'):
+      soundfile.write(os.path.join(golden, name[:-4] + '.wav'),
+                      np.load(os.path.join(source, name)), 16000, subtype='DOUBLE')
+    else:
+      shutil.copy(os.path.join(source, name), golden)
+  generated = benchmark.make_corpus(os.path.join(work_dir, 'corpus'), _NUM_CLIPS.value,
+                                    _SECONDS.value, _NUM_OTHER.value)
+  print(f'checkpoint {ckpt}, PCA {pca}')
+  inputs = ([('golden inputs', [golden])] if os.listdir(golden) else []) + [
+      ('generated corpus', generated)]
+  for mode, model, frontend in (('--frontend tf', faithful, 'tf'),
+                                ('--precision bfloat16', fast, 'numpy')):
+    for name, paths in inputs:
+      print(fidelity.compare(paths, pca, faithful, model, frontend).report(
+          f'{mode}, {name}'))
+  rates = benchmark.side_by_side_rates([faithful, fast])
+  print(f'model alone, batch {_BATCH_SIZE.value}: float32 {rates[0]:.1f} examples/s, '
+        f'bfloat16 {rates[1]:.1f} examples/s ({rates[1] / rates[0]:.2f}x)')
   return 0
 
 

@@ -31,6 +31,7 @@ import tensorflow as tf
 from vggish import embedder as embedder_lib
 from vggish import extractor
 from vggish import frontend
+from vggish import workers
 from vggish.params import DEFAULT_PARAMS, Params
 
 MAIN_RATE = 44100
@@ -71,7 +72,7 @@ def make_corpus(directory: str, num_clips: int = 200, seconds: float = 5.0,
   return sorted(paths)
 
 
-def _upstream_examples(path: str, params: Params) -> np.ndarray:
+def upstream_examples(path: str, params: Params) -> np.ndarray:
   """Upstream's `wavfile_to_examples`: int16 / 32768, channel mean, resampy."""
   import resampy  # Only the reference pipeline uses resampy itself.
   data, rate = soundfile.read(path, dtype='int16')
@@ -98,7 +99,7 @@ class SequentialPipeline:
     """Embeds the files; returns the number of examples."""
     total = 0
     for path in paths:
-      examples = _upstream_examples(path, self._params)
+      examples = upstream_examples(path, self._params)
       if examples.shape[0]:
         self._call(examples.astype(np.float32)).numpy()
       total += examples.shape[0]
@@ -122,6 +123,31 @@ def _time_model(embedder, min_seconds: float, params: Params, seed: int = 0):
     embedder(examples)
     calls += 1
   return calls * embedder.batch_size, time.perf_counter() - start
+
+
+def side_by_side_rates(embedders: Sequence[embedder_lib.Embedder], rounds: int = 6,
+                       calls: int = 4, params: Params = DEFAULT_PARAMS,
+                       seed: int = 0) -> List[float]:
+  """Examples/s of each embedder on the same random batch, calls interleaved."""
+  rng = np.random.RandomState(seed)
+  seconds = [0.0] * len(embedders)
+  examples = [0] * len(embedders)
+  for embedder in embedders:
+    embedder(rng.standard_normal((embedder.batch_size, params.example_window_length,
+                                  params.num_mel_bins)).astype(np.float32))
+  batch = {}
+  for _ in range(rounds):
+    for i, embedder in enumerate(embedders):
+      if embedder.batch_size not in batch:
+        batch[embedder.batch_size] = rng.standard_normal(
+            (embedder.batch_size, params.example_window_length,
+             params.num_mel_bins)).astype(np.float32)
+      start = time.perf_counter()
+      for _ in range(calls):
+        embedder(batch[embedder.batch_size])
+      seconds[i] += time.perf_counter() - start
+      examples[i] += calls * embedder.batch_size
+  return [n / s for n, s in zip(examples, seconds)]
 
 
 def model_rate(model, batch_size: int, min_seconds: float = 3.0,
@@ -166,6 +192,18 @@ def _reset_peak_rss() -> bool:
     return False
 
 
+def gpu_name() -> str:
+  """'CPU', or the GPUs TensorFlow sees (their names, as it reports them)."""
+  gpus = tf.config.list_physical_devices('GPU')
+  if not gpus:
+    return 'CPU'
+  names = []
+  for gpu in gpus:
+    details = tf.config.experimental.get_device_details(gpu)
+    names.append(details.get('device_name', gpu.name))
+  return f'{len(gpus)} GPU(s): ' + ', '.join(names)
+
+
 def _load_average() -> str:
   try:
     return ' '.join(f'{x:.2f}' for x in os.getloadavg())
@@ -195,9 +233,13 @@ class BenchmarkResult:
   peak_rss_mb: float  # Peak RSS of the whole benchmark process.
   load_before: str
   load_after: str
+  device: str = 'CPU'
+  frontend: str = 'numpy'
+  num_workers: int = 0
 
   def report(self) -> str:
     lines = [
+        f'device: {self.device}; {len(os.sched_getaffinity(0))} usable CPU(s)',
         f'corpus: {self.num_files} files, {self.num_examples} examples; '
         f'{self.num_rounds} interleaved rounds of (a), (b), (c)',
         f'(a) sequential upstream-style: {self.sequential_rate:8.2f} examples/s',
@@ -207,15 +249,15 @@ class BenchmarkResult:
     lines += [
         f'(b) model alone, batch {self.ceiling_batch_size:3d}:   '
         f'{self.ceiling_rate:8.2f} examples/s',
-        f'(c) extract end to end (batch {self.extract_batch_size}): '
-        f'{self.extract_rate:8.2f} examples/s',
+        f'(c) extract end to end (batch {self.extract_batch_size}, {self.frontend} '
+        f'frontend, {self.num_workers} workers): {self.extract_rate:8.2f} examples/s',
         f'c/a = {self.extract_rate / self.sequential_rate:.2f}   '
         f'c/b = {self.extract_rate / self.ceiling_rate:.2f}',
         f'peak RSS: extract {self.extract_peak_rss_mb:.0f} MB (+'
         f'{self.extract_peak_rss_mb - self.extract_start_rss_mb:.0f} MB over its '
         f'start), whole benchmark {self.peak_rss_mb:.0f} MB',
         f'load average (1, 5, 15 min): before {self.load_before}, after '
-        f'{self.load_after}; {os.cpu_count()} CPUs',
+        f'{self.load_after}',
     ]
     return '\n'.join(lines)
 
@@ -244,7 +286,8 @@ def run_benchmark(work_dir: str, num_clips: int = 200, seconds: float = 5.0,
                   num_rounds: int = 4,
                   checkpoint_path: Optional[str] = None,
                   model=None,
-                  params: Params = DEFAULT_PARAMS) -> BenchmarkResult:
+                  params: Params = DEFAULT_PARAMS,
+                  frontend: str = 'numpy') -> BenchmarkResult:
   """Builds the corpus in `work_dir` and measures (a), (b) and (c).
 
   The corpus is split into `num_rounds` parts with the same mix of formats;
@@ -266,6 +309,7 @@ def run_benchmark(work_dir: str, num_clips: int = 200, seconds: float = 5.0,
     model: a ready Keras VGGish to use instead (then `checkpoint_path` is
       ignored).
     params: frontend parameters (upstream's by default).
+    frontend: the log-mel frontend of (c), 'numpy' or 'tf'.
 
   Returns:
     A `BenchmarkResult`.
@@ -279,6 +323,10 @@ def run_benchmark(work_dir: str, num_clips: int = 200, seconds: float = 5.0,
   paths = make_corpus(os.path.join(work_dir, 'corpus'), num_clips, seconds,
                       num_other)
   num_rounds = min(num_rounds, len(paths))
+  device = gpu_name()
+  if device != 'CPU':
+    # A GPU's best batch is far larger than a CPU's.
+    batch_sizes = sorted(set(batch_sizes) | {128, 256, 512})
   if model is None:
     model = model_lib.VGGish(weights=checkpoint_path, trainable=False, params=params)
 
@@ -305,7 +353,8 @@ def run_benchmark(work_dir: str, num_clips: int = 200, seconds: float = 5.0,
 
     start = time.perf_counter()
     result = extractor.extract(part, output_dir, embedder=embedder, params=params,
-                               num_workers=num_workers, show_progress=False)
+                               num_workers=num_workers, show_progress=False,
+                               frontend=frontend)
     timers['c'].add(result.num_examples, time.perf_counter() - start)
     extract_peak = max(extract_peak, _peak_rss_mb())
     if result.num_failed:
@@ -331,4 +380,6 @@ def run_benchmark(work_dir: str, num_clips: int = 200, seconds: float = 5.0,
       extract_start_rss_mb=start_rss,
       peak_rss_mb=max(extract_peak,
                       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0),
-      load_before=load_before, load_after=_load_average())
+      load_before=load_before, load_after=_load_average(), device=device,
+      frontend=frontend,
+      num_workers=num_workers or workers.default_num_workers())

@@ -53,7 +53,8 @@ class Embedder:
   @classmethod
   def from_checkpoint(cls, checkpoint_path=None, batch_size: int = DEFAULT_BATCH_SIZE,
                       params: Params = DEFAULT_PARAMS,
-                      allow_tf32: bool = False) -> 'Embedder':
+                      allow_tf32: bool = False,
+                      precision: str = 'float32') -> 'Embedder':
     """Builds VGGish with the checkpoint (default: the workspace's) and wraps it.
 
     Args:
@@ -63,6 +64,7 @@ class Embedder:
       allow_tf32: let Ampere+ GPUs run float32 convolutions and matmuls in
         TensorFloat-32 (faster, but embeddings move by ~1e-3 relative); the
         faithful default switches it off (see `vggish.model.VGGish`).
+      precision: 'float32' (faithful) or 'bfloat16' (see `vggish.model.VGGish`).
 
     Raises:
       vggish.workspace.MissingModelFileError: no checkpoint where looked for.
@@ -71,7 +73,7 @@ class Embedder:
     from vggish import model as model_lib  # Keras model construction is slow to import.
     path = workspace.require_model_file(checkpoint_path, workspace.CHECKPOINT_NAME)
     return cls(model_lib.VGGish(weights=str(path), trainable=False, params=params,
-                                allow_tf32=allow_tf32),
+                                allow_tf32=allow_tf32, precision=precision),
                batch_size, params)
 
   @property

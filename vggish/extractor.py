@@ -172,6 +172,8 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
             batch_size: int = DEFAULT_BATCH_SIZE,
             num_workers: Optional[int] = None,
             worker_kind: str = workers.AUTO,
+            frontend: str = steps.NUMPY_FRONTEND,
+            precision: str = 'float32',
             prefetch: Optional[int] = None,
             nonfinite: str = 'fail',
             allow_tf32: bool = False,
@@ -199,7 +201,12 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
     num_workers: frontend workers; default `vggish.workers.default_num_workers()`
       (one per core, at background priority).
     worker_kind: 'thread', 'process' or 'auto' (processes for large pools,
-      see `vggish.workers`).
+      see `vggish.workers`; always threads with `frontend='tf'`).
+    frontend: 'numpy' (upstream's float64 log-mel: the faithful default) or
+      'tf' (`vggish.tf_frontend` in float32 on TensorFlow's device, a GPU when
+      present; embeddings differ slightly, see the README).
+    precision: 'float32' (faithful) or 'bfloat16' (faster where the hardware
+      has it; see `vggish.model.VGGish`). Ignored when `embedder` is given.
     prefetch: decoded files held ahead of the model (this bounds memory:
       about 25 kB per second of audio held); default `default_prefetch`.
     nonfinite: a file with NaN/Inf samples fails ('fail', the default: its
@@ -228,7 +235,18 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
   num_workers = workers.default_num_workers() if num_workers is None else num_workers
   if num_workers < 1:
     raise ValueError(f'num_workers must be >= 1, got {num_workers}')
-  workers.resolve_kind(worker_kind, num_workers)  # A bad kind fails before any write.
+  steps.check_frontend(frontend)
+  if precision != 'float32':
+    from vggish import model as model_lib  # pylint: disable=import-outside-toplevel
+    if precision not in model_lib.PRECISIONS:
+      raise ValueError(f'precision must be one of {", ".join(model_lib.PRECISIONS)}, '
+                       f'got {precision!r}')
+  kind = workers.resolve_kind(worker_kind, num_workers)  # Fails before any write.
+  if frontend == steps.TF_FRONTEND:
+    if worker_kind == workers.PROCESS:
+      raise ValueError("frontend 'tf' runs in worker threads (TensorFlow releases "
+                       "the GIL and owns the device); use worker_kind 'thread' or 'auto'")
+    kind = workers.THREAD
   prefetch = default_prefetch(num_workers) if prefetch is None else prefetch
   if prefetch < 1:
     raise ValueError(f'prefetch must be >= 1, got {prefetch}')
@@ -245,13 +263,15 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
     postprocessor = postprocess_lib.Postprocessor(str(pca_path), params)
   if embedder is None:
     embedder = Embedder.from_checkpoint(checkpoint_path, batch_size, params,
-                                        allow_tf32=allow_tf32)
+                                        allow_tf32=allow_tf32, precision=precision)
 
   with writing(output_dir):
     os.makedirs(output_dir, exist_ok=True)
   with manifest_lib.OutputLock(output_dir):
     with writing(output_dir):
-      manifest_lib.check_config(output_dir, record_settings(postprocess, params))
+      manifest_lib.check_config(output_dir,
+                                record_settings(postprocess, params, frontend,
+                                                precision))
       manifest_lib.remove_temp_shards(output_dir)
       manifest = manifest_lib.Manifest(output_dir)
       manifest.reconcile(records.summarize_records,
@@ -269,8 +289,8 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
       with progress_lib.Progress(total=len(todo), unit='files', desc='extract',
                                  enabled=show_progress) as bar:
         _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest,
-             result, bar, workers.make_pool(num_workers, worker_kind), prefetch,
-             should_stop)
+             result, bar, workers.make_pool(num_workers, kind), prefetch,
+             should_stop, frontend)
       writer.commit()
     except BaseException:
       # KeyboardInterrupt, a full disk or an unexpected error: the open shard
@@ -311,7 +331,7 @@ def _as_inputs(inputs) -> List[corpus.AudioInput]:
 
 
 def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, result,
-         bar, pool, prefetch, should_stop) -> None:
+         bar, pool, prefetch, should_stop, frontend) -> None:
   """The streaming loop: decode ahead in `pool`, embed in batches, write in order."""
   packer = BatchPacker(embedder)
 
@@ -347,7 +367,8 @@ def _run(todo, embedder, postprocessor, params, nonfinite, writer, manifest, res
         item = next(todo_iter, None)
         if item is None:
           return
-        queue.append(pool.submit(prepare_input, item, params, nonfinite))
+        queue.append(pool.submit(prepare_input, item, params, nonfinite, None,
+                                 frontend))
 
     try:
       refill()

@@ -404,10 +404,15 @@ def compare_config(previous: Mapping[str, object], config: Mapping[str, object],
     output_dir: named in the message.
   """
   config = normalize_config(config)
-  changed = {k: (previous.get(k), v) for k, v in config.items()
-             if previous.get(k) != v}
+  # A setting left at its default is not stored (see
+  # `vggish.pipelines.steps.record_settings`), so a key on one side only is
+  # a change too.
+  changed = {k: (previous.get(k), config.get(k)) for k in set(previous) | set(config)
+             if previous.get(k) != config.get(k)}
   if changed:
-    details = ', '.join(f'{k}: {old!r} before, {new!r} now'
+    def show(value):
+      return 'the default' if value is None else repr(value)
+    details = ', '.join(f'{k}: {show(old)} before, {show(new)} now'
                         for k, (old, new) in sorted(changed.items()))
     raise ValueError(
         f'{output_dir} holds embeddings extracted with other settings ({details}); '

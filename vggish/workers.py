@@ -23,6 +23,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 
@@ -67,7 +68,8 @@ def lower_priority() -> None:
 
 
 def _init_process() -> None:
-  """A worker process: background priority, one BLAS thread (set before numpy)."""
+  """A worker process: background priority; Ctrl-C is the parent's to handle."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   lower_priority()
 
 
@@ -95,3 +97,4 @@ def make_pool(num_workers: int, kind: str = AUTO) -> concurrent.futures.Executor
   return concurrent.futures.ProcessPoolExecutor(
       max_workers=num_workers, mp_context=multiprocessing.get_context('spawn'),
       initializer=_init_process)
+

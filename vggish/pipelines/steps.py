@@ -26,7 +26,7 @@ import numpy as np
 from vggish import audio_io
 from vggish import corpus
 from vggish import files
-from vggish import frontend
+from vggish import frontend as frontend_lib
 from vggish import manifest as manifest_lib
 from vggish.params import DEFAULT_PARAMS, Params
 
@@ -105,13 +105,37 @@ class ExtractResult:
     return self.num_failed == 0 and not self.interrupted
 
 
-def record_settings(postprocess: bool, params: Params) -> dict:
-  """The settings that shape the records; a resumed run must keep them."""
-  return {
+# The log-mel frontends: upstream's float64 numpy computation (the faithful
+# default), or `vggish.tf_frontend` in float32, in-graph on the default device.
+NUMPY_FRONTEND = 'numpy'
+TF_FRONTEND = 'tf'
+FRONTENDS = (NUMPY_FRONTEND, TF_FRONTEND)
+
+
+def check_frontend(frontend: str) -> str:
+  if frontend not in FRONTENDS:
+    raise ValueError(f'frontend must be one of {", ".join(FRONTENDS)}, got {frontend!r}')
+  return frontend
+
+
+def record_settings(postprocess: bool, params: Params,
+                    frontend: str = NUMPY_FRONTEND, precision: str = 'float32') -> dict:
+  """The settings that shape the records; a resumed run must keep them.
+
+  The frontend and precision are listed only when they are not the faithful
+  defaults, so that output directories written before these choices existed
+  resume as they are.
+  """
+  settings = {
       'embedding': 'uint8_pca' if postprocess else 'float32',
       'hop_seconds': params.example_hop_length / params.features_sample_rate,
       'short_clip_policy': params.short_clip_policy,
   }
+  if check_frontend(frontend) != NUMPY_FRONTEND:
+    settings['frontend'] = frontend
+  if precision != 'float32':
+    settings['precision'] = precision
+  return settings
 
 
 @contextlib.contextmanager
@@ -121,7 +145,8 @@ def _as_is(path: str):
 
 def prepare_input(item: corpus.AudioInput, params: Params = DEFAULT_PARAMS,
                   nonfinite: str = 'fail',
-                  open_local: Optional[LocalOpener] = None) -> Prepared:
+                  open_local: Optional[LocalOpener] = None,
+                  frontend: str = NUMPY_FRONTEND) -> Prepared:
   """Reads one input into float32 examples.
 
   Never raises for a bad file: any error becomes `Prepared.error`, so that one
@@ -137,6 +162,9 @@ def prepare_input(item: corpus.AudioInput, params: Params = DEFAULT_PARAMS,
     open_local: item.path -> a context manager giving a local file with its
       bytes (the Beam pipeline copies remote files); default: the path itself.
       It may raise `vggish.audio_io.AudioReadError`.
+    frontend: 'numpy' (upstream's float64 log-mel, the default) or 'tf'
+      (`vggish.tf_frontend`, float32, on TensorFlow's default device: a GPU
+      when there is one). Reading and resampling are numpy either way.
   """
   if item.error is not None:
     return Prepared(item, error=item.error)
@@ -159,8 +187,13 @@ def prepare_input(item: corpus.AudioInput, params: Params = DEFAULT_PARAMS,
         warnings.append(
             f'{duration * 1e3:.3f} ms of audio give no sample at '
             f'{params.sample_rate} Hz; the example is silence')
-    waveform = frontend.apply_short_clip_policy(waveform, params)
-    examples = frontend.waveform_to_examples(waveform, params.sample_rate, params)
+    waveform = frontend_lib.apply_short_clip_policy(waveform, params)
+    if frontend == TF_FRONTEND:
+      from vggish import tf_frontend  # pylint: disable=import-outside-toplevel
+      examples = tf_frontend.waveform_to_examples_tf(
+          waveform.astype(np.float32), params).numpy()
+    else:
+      examples = frontend_lib.waveform_to_examples(waveform, params.sample_rate, params)
     # The model's input is float32, as upstream fed its float64 examples to a
     # float32 placeholder.
     return Prepared(item, examples=examples.astype(np.float32), duration=duration,
