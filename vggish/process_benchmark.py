@@ -8,9 +8,10 @@ these jobs each run in a fresh Python process:
   (checkpoint read included), the first model call (the trace), and the whole
   one-file `tools.extract --postprocess` command from outside;
 - `upstream`: the original release's pipeline as its inference demo runs it,
-  one file after another: a TF1 graph of tf_slim layers
-  (`vggish.slim_compat`), the checkpoint restored by a `tf.train.Saver`, per
-  file resampy + the numpy frontend + one `session.run`, PCA, one record each;
+  one file after another: a TF1 graph of slim layers
+  (`vggish.slim_compat.slim_session`), the checkpoint restored by a
+  `tf.train.Saver`, per file resampy + the numpy frontend + one
+  `session.run`, PCA, one record each;
 - `extract`: `python -m tools.extract --postprocess` on the same files.
 
 `python -m tools.benchmark --whole_process` runs them (upstream and extract
@@ -37,22 +38,17 @@ def _upstream_job(checkpoint: str, pca: str, output: str, paths: Sequence[str]) 
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from vggish import benchmark, postprocess, records, slim_compat  # pylint: disable=import-outside-toplevel
   from vggish.params import DEFAULT_PARAMS  # pylint: disable=import-outside-toplevel
-  tf1 = tf.compat.v1
   postprocessor = postprocess.Postprocessor(pca)
-  with tf.Graph().as_default(), tf1.Session() as session:
-    embedding = slim_compat.define_vggish_slim()
-    features = session.graph.get_tensor_by_name('vggish/input_features:0')
-    slim_compat.load_vggish_slim_checkpoint(session, checkpoint)
-    with tf.io.TFRecordWriter(output) as writer:
-      for path in paths:
-        examples = benchmark.upstream_examples(path, DEFAULT_PARAMS)
-        if not examples.shape[0]:
-          continue
-        raw = session.run(embedding, feed_dict={features: examples})
-        example = records.make_sequence_example(
-            os.path.basename(path), postprocessor.postprocess(raw.astype(np.float32)),
-            start_time_seconds=0.0, end_time_seconds=0.0, example_hop_seconds=0.96)
-        writer.write(example.SerializeToString())
+  with slim_compat.slim_session(checkpoint) as embed, \
+       tf.io.TFRecordWriter(output) as writer:
+    for path in paths:
+      examples = benchmark.upstream_examples(path, DEFAULT_PARAMS)
+      if not examples.shape[0]:
+        continue
+      example = records.make_sequence_example(
+          os.path.basename(path), postprocessor.postprocess(embed(examples).astype(np.float32)),
+          start_time_seconds=0.0, end_time_seconds=0.0, example_hop_seconds=0.96)
+      writer.write(example.SerializeToString())
 
 
 def _startup_phases(checkpoint: str) -> Dict[str, float]:

@@ -12,6 +12,7 @@ This is the only module of the project that uses `tf.compat.v1`. It offers:
 New code should use the Keras model in `vggish.model`.
 """
 
+import contextlib
 import os
 import warnings
 from typing import Mapping, Union
@@ -158,6 +159,24 @@ def write_slim_checkpoint(variables: Mapping[str, np.ndarray],
   return written
 
 
+@contextlib.contextmanager
+def slim_session(checkpoint_path, params: Params = DEFAULT_PARAMS):
+  """Upstream's way to run VGGish: a TF1 session with the slim graph restored.
+
+  Yields:
+    A function: float [n, 96, 64] log-mel examples -> float32 [n, 128]
+    pre-activation embeddings (one `session.run` per call).
+  """
+  with tf.Graph().as_default() as graph:
+    define_vggish_slim(training=False, params=params)
+    with _tf1.Session(graph=graph) as session:
+      load_vggish_slim_checkpoint(session, checkpoint_path)
+      inputs = graph.get_tensor_by_name(INPUT_TENSOR_NAME)
+      outputs = graph.get_tensor_by_name(OUTPUT_TENSOR_NAME)
+      yield lambda examples: session.run(
+          outputs, feed_dict={inputs: np.asarray(examples, dtype=np.float32)})
+
+
 def compute_embeddings_slim(examples: np.ndarray, checkpoint_path,
                             params: Params = DEFAULT_PARAMS) -> np.ndarray:
   """Runs the graph-mode VGGish on examples, loading a checkpoint.
@@ -170,11 +189,5 @@ def compute_embeddings_slim(examples: np.ndarray, checkpoint_path,
   Returns:
     float32 [n, 128] pre-activation embeddings.
   """
-  with tf.Graph().as_default() as graph:
-    define_vggish_slim(training=False, params=params)
-    with _tf1.Session(graph=graph) as session:
-      load_vggish_slim_checkpoint(session, checkpoint_path)
-      return session.run(
-          graph.get_tensor_by_name(OUTPUT_TENSOR_NAME),
-          feed_dict={graph.get_tensor_by_name(INPUT_TENSOR_NAME):
-                     np.asarray(examples, dtype=np.float32)})
+  with slim_session(checkpoint_path, params) as embed:
+    return embed(examples)
