@@ -239,7 +239,7 @@ class BenchmarkResult:
 
   def report(self) -> str:
     lines = [
-        f'device: {self.device}; {len(os.sched_getaffinity(0))} usable CPU(s)',
+        f'device: {self.device}; {workers.usable_cores()} usable CPU(s)',
         f'corpus: {self.num_files} files, {self.num_examples} examples; '
         f'{self.num_rounds} interleaved rounds of (a), (b), (c)',
         f'(a) sequential upstream-style: {self.sequential_rate:8.2f} examples/s',

@@ -38,9 +38,17 @@ KINDS = (AUTO, THREAD, PROCESS)
 MAX_AUTO_THREADS = 4
 
 
+def usable_cores() -> int:
+  """Cores this process may run on (`taskset`, container CPU sets), at least 1."""
+  try:
+    return max(1, len(os.sched_getaffinity(0)))
+  except (AttributeError, OSError):  # Not Linux.
+    return max(1, os.cpu_count() or 1)
+
+
 def default_num_workers() -> int:
-  """One worker per core: at background priority they only use what the model leaves."""
-  return max(1, os.cpu_count() or 1)
+  """One worker per usable core: at background priority they only use what the model leaves."""
+  return usable_cores()
 
 
 def resolve_kind(kind: str, num_workers: int) -> str:
