@@ -83,7 +83,7 @@ _COMPARE = flags.DEFINE_bool(
     'compare_fast_modes', False, 'Instead: how far --frontend tf and --precision '
     'bfloat16 move embeddings and bytes from the faithful path (vggish/fidelity.py).')
 _PCA_PARAMS = flags.DEFINE_string(
-    'pca_params', None, 'PCA file for --whole_process and --compare_frontends '
+    'pca_params', None, 'PCA file for --whole_process and --compare_fast_modes '
     '(default: a synthetic one; the timings do not depend on it).')
 _WORK_DIR = flags.DEFINE_string(
     'work_dir', None, 'Scratch directory (default: a temporary one, deleted).')
