@@ -11,6 +11,7 @@ import pathlib
 
 import numpy as np
 import pytest
+import soundfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -54,6 +55,19 @@ def load_golden(name):
   with np.load(GOLDEN_DIR / (name + '.npz')) as data:
     return {key: data[key] for key in data.files}
 
+
+
+def write_tone(path, seconds=1.0, rate=16000, channels=1, subtype='PCM_16', seed=0,
+               **kwargs):
+  """Writes a seeded tone plus noise clip (the extraction tests' generated audio)."""
+  rng = np.random.RandomState(seed)
+  n = int(round(seconds * rate))
+  t = np.arange(n) / rate
+  data = (0.4 * np.sin(2 * np.pi * (300 + 100 * seed) * t)[:, None] +
+          0.1 * rng.standard_normal((n, channels)))
+  path.parent.mkdir(parents=True, exist_ok=True)
+  soundfile.write(str(path), np.clip(data, -1, 1), rate, subtype=subtype, **kwargs)
+  return path
 
 def build_recipe_weights():
   """The golden recipe checkpoint's variables, rebuilt from tests/golden/README.md."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import GOLDEN_NAMES, golden_audio_path, load_golden
+from conftest import GOLDEN_NAMES, golden_audio_path, load_golden, write_tone
 from vggish import corpus
 from vggish import extractor
 from vggish import manifest as manifest_lib
@@ -27,19 +27,6 @@ BATCH_SIZE = 4
 @pytest.fixture(scope='module')
 def embedder(recipe_model):
   return extractor.Embedder(recipe_model, batch_size=BATCH_SIZE)
-
-
-def _write(path, seconds=1.0, rate=16000, channels=1, subtype='PCM_16', seed=0,
-           **kwargs):
-  """A seeded tone plus noise clip."""
-  rng = np.random.RandomState(seed)
-  n = int(round(seconds * rate))
-  t = np.arange(n) / rate
-  data = (0.4 * np.sin(2 * np.pi * (300 + 100 * seed) * t)[:, None] +
-          0.1 * rng.standard_normal((n, channels)))
-  path.parent.mkdir(parents=True, exist_ok=True)
-  soundfile.write(str(path), np.clip(data, -1, 1), rate, subtype=subtype, **kwargs)
-  return path
 
 
 def _extract(inputs, out, embedder, **kwargs):
@@ -120,8 +107,8 @@ def test_raw_embeddings_match_golden(golden_dir, embedder, tmp_path):
 
 def test_schema_round_trip_with_labels_csv_and_hop(embedder, tmp_path):
   audio = tmp_path / 'audio'
-  _write(audio / 'dog.wav', seconds=2.0, rate=22050, channels=2, seed=1)
-  _write(audio / 'cats' / 'cat.flac', seconds=1.5, rate=16000, seed=2)
+  write_tone(audio / 'dog.wav', seconds=2.0, rate=22050, channels=2, seed=1)
+  write_tone(audio / 'cats' / 'cat.flac', seconds=1.5, rate=16000, seed=2)
   csv_path = tmp_path / 'train.csv'
   csv_path.write_text('fname,labels\ndog.wav,"Dog,Bark"\ncats/cat.flac,Meow\n')
   out = tmp_path / 'out'
@@ -157,14 +144,14 @@ AUDIOSET_MAP = ('index,mid,display_name\n'
 
 def test_every_failure_is_recorded_and_the_run_goes_on(embedder, tmp_path):
   audio = tmp_path / 'audio'
-  _write(audio / 'good.wav', seed=3)
-  _write(audio / 'unknown_label.wav', seed=4)
+  write_tone(audio / 'good.wav', seed=3)
+  write_tone(audio / 'unknown_label.wav', seed=4)
   rng = np.random.RandomState(5)
   (audio / 'garbage.wav').write_bytes(rng.bytes(3000))
   (audio / 'empty.wav').write_bytes(b'')
   soundfile.write(str(audio / 'no_samples.wav'), np.zeros(0), 16000)
   (audio / 'text.wav').write_text('this is not audio\n' * 20)
-  full = _write(audio / 'truncated.wav', seconds=2.0, seed=6).read_bytes()
+  full = write_tone(audio / 'truncated.wav', seconds=2.0, seed=6).read_bytes()
   (audio / 'truncated.wav').write_bytes(full[:len(full) // 2])
   (audio / 'header_only.wav').write_bytes(full[:44])
   nan = 0.1 * np.ones(2 * 16000)
@@ -257,7 +244,7 @@ class _NaNModel:
 
 def test_nan_embeddings_are_never_written(recipe_model, tmp_path):
   audio = tmp_path / 'audio'
-  _write(audio / 'fine.wav', seed=1)
+  write_tone(audio / 'fine.wav', seed=1)
   loud = np.clip(0.9 * np.random.RandomState(5).standard_normal(16000), -1, 1)
   soundfile.write(str(audio / 'loud.wav'), loud, 16000, subtype='FLOAT')  # Mean log-mel 3.
   embedder = extractor.Embedder(_NaNModel(recipe_model), batch_size=BATCH_SIZE)
@@ -272,9 +259,9 @@ def test_nan_embeddings_are_never_written(recipe_model, tmp_path):
 
 def test_short_clips_are_padded_repeated_or_dropped(embedder, tmp_path):
   audio = tmp_path / 'audio'
-  _write(audio / 'tenth.wav', seconds=0.1, seed=7)
-  _write(audio / 'half.wav', seconds=0.5, rate=44100, seed=8)
-  _write(audio / 'tiny.wav', seconds=3 / 8000, rate=8000, seed=9)  # 3 samples.
+  write_tone(audio / 'tenth.wav', seconds=0.1, seed=7)
+  write_tone(audio / 'half.wav', seconds=0.5, rate=44100, seed=8)
+  write_tone(audio / 'tiny.wav', seconds=3 / 8000, rate=8000, seed=9)  # 3 samples.
   # One sample at 48 kHz resamples to no sample at 16 kHz: pad still gives an
   # example (of silence), and says so.
   soundfile.write(str(audio / 'one_sample.wav'), np.array([0.5]), 48000, subtype='FLOAT')
@@ -319,7 +306,7 @@ def test_channels_rates_sample_formats_and_containers(embedder, tmp_path):
       'layer3.mp3': dict(format='MP3', subtype='MPEG_LAYER_III', rate=44100),
   }
   for i, (name, kwargs) in enumerate(cases.items()):
-    _write(audio / name, seconds=1.1, seed=10 + i, **kwargs)
+    write_tone(audio / name, seconds=1.1, seed=10 + i, **kwargs)
   result = _extract([audio], tmp_path / 'out', embedder)
   assert result.all_ok, result.failures
   got = _records(tmp_path / 'out')
@@ -331,14 +318,14 @@ def test_channels_rates_sample_formats_and_containers(embedder, tmp_path):
 
 def test_resume_skips_done_inputs_and_adds_new_shards(embedder, tmp_path):
   audio = tmp_path / 'audio'
-  _write(audio / 'a.wav', seed=20)
-  _write(audio / 'b.wav', seed=21)
+  write_tone(audio / 'a.wav', seed=20)
+  write_tone(audio / 'b.wav', seed=21)
   out = tmp_path / 'out'
   first = _extract([audio], out, embedder)
   assert (first.num_ok, first.shards) == (2, ['embeddings-00000.tfrecord'])
   shard0 = (out / 'embeddings-00000.tfrecord').read_bytes()
 
-  _write(audio / 'c.wav', seed=22)
+  write_tone(audio / 'c.wav', seed=22)
   (audio / 'd.wav').write_bytes(b'RIFF....WAVEjunk')
   second = _extract([audio], out, embedder)
   assert (second.num_skipped, second.num_ok, second.num_failed) == (2, 1, 1)
@@ -346,7 +333,7 @@ def test_resume_skips_done_inputs_and_adds_new_shards(embedder, tmp_path):
   assert (out / 'embeddings-00000.tfrecord').read_bytes() == shard0
 
   # Failed inputs are retried; with the file fixed, the corpus is complete.
-  _write(audio / 'd.wav', seed=23)
+  write_tone(audio / 'd.wav', seed=23)
   third = _extract([audio], out, embedder)
   assert (third.num_skipped, third.num_ok, third.num_failed) == (3, 1, 0)
   assert third.all_ok
@@ -359,7 +346,7 @@ def test_resume_skips_done_inputs_and_adds_new_shards(embedder, tmp_path):
 def test_stop_request_saves_finished_files_then_resume_completes(embedder, tmp_path):
   audio = tmp_path / 'audio'
   for i in range(5):
-    _write(audio / f'clip{i}.wav', seed=30 + i)
+    write_tone(audio / f'clip{i}.wav', seed=30 + i)
   polls = []
 
   def stop_after_three():
@@ -380,8 +367,8 @@ def test_stop_request_saves_finished_files_then_resume_completes(embedder, tmp_p
 
 def test_shard_without_manifest_rows_is_recovered_not_redone(embedder, tmp_path):
   audio = tmp_path / 'audio'
-  _write(audio / 'a.wav', seed=40)
-  _write(audio / 'b.wav', seed=41)
+  write_tone(audio / 'a.wav', seed=40)
+  write_tone(audio / 'b.wav', seed=41)
   out = tmp_path / 'out'
   _extract([audio], out, embedder)
   # As if killed after the shard's rename, before its rows were appended; and
@@ -399,7 +386,7 @@ def test_shard_without_manifest_rows_is_recovered_not_redone(embedder, tmp_path)
 
 def test_resume_with_other_settings_is_refused(embedder, recipe_pca_params_path,
                                                tmp_path):
-  clip = _write(tmp_path / 'a.wav', seed=50)
+  clip = write_tone(tmp_path / 'a.wav', seed=50)
   out = tmp_path / 'out'
   _extract([clip], out, embedder)
   with pytest.raises(ValueError, match='other settings'):
@@ -411,7 +398,7 @@ def test_resume_with_other_settings_is_refused(embedder, recipe_pca_params_path,
 
 
 def test_bad_arguments(embedder, tmp_path):
-  clip = _write(tmp_path / 'a.wav', seed=51)
+  clip = write_tone(tmp_path / 'a.wav', seed=51)
   with pytest.raises(ValueError, match='records_per_shard'):
     _extract([clip], tmp_path / 'out', embedder, records_per_shard=0)
   with pytest.raises(ValueError, match='no inputs'):
@@ -421,7 +408,7 @@ def test_bad_arguments(embedder, tmp_path):
 
 
 def test_a_second_run_on_the_same_directory_is_refused(embedder, tmp_path):
-  clip = _write(tmp_path / 'a.wav', seed=52)
+  clip = write_tone(tmp_path / 'a.wav', seed=52)
   out = tmp_path / 'out'
   out.mkdir()
   with manifest_lib.OutputLock(str(out)):
@@ -438,7 +425,7 @@ def test_model_is_traced_once_for_every_batch(embedder):
 def test_full_disk_when_recording_rows_loses_nothing(embedder, tmp_path, monkeypatch):
   audio = tmp_path / 'audio'
   for i in range(4):
-    _write(audio / f'clip{i}.wav', seed=i)
+    write_tone(audio / f'clip{i}.wav', seed=i)
   out = tmp_path / 'out'
   real_append = manifest_lib.Manifest.append
   ok_appends = []

@@ -25,6 +25,7 @@ pytest.importorskip('apache_beam', reason='the Beam tests need pip install -e ".
 from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from vggish import corpus  # pylint: disable=g-import-not-at-top,wrong-import-position
+from conftest import write_tone  # pylint: disable=wrong-import-position
 from vggish import extractor
 from vggish import manifest as manifest_lib
 from vggish import records
@@ -41,23 +42,12 @@ BEAM_OPTIONS = shlex.split(os.environ.get(
 HOSTILE = ('empty', 'text', 'random_bytes', 'nan', 'header_only')
 
 
-def _tone(path, seconds, rate=16000, channels=1, seed=0, subtype='PCM_16'):
-  rng = np.random.RandomState(seed)
-  n = int(round(seconds * rate))
-  t = np.arange(n) / rate
-  data = (0.4 * np.sin(2 * np.pi * (250 + 90 * seed) * t)[:, None] +
-          0.1 * rng.standard_normal((n, channels)))
-  path.parent.mkdir(parents=True, exist_ok=True)
-  soundfile.write(str(path), np.clip(data, -1, 1), rate, subtype=subtype)
-  return path
-
-
 def _write_corpus(directory):
   """Clips of several rates, lengths and channel counts, and hostile files."""
   specs = [(1.0, 16000, 1), (2.5, 44100, 2), (0.4, 16000, 1), (3.2, 22050, 1),
            (1.9, 48000, 2), (0.98, 16000, 1), (4.1, 8000, 1), (1.3, 32000, 1)]
   for i, (seconds, rate, channels) in enumerate(specs):
-    _tone(directory / 'clips' / f'clip{i}.wav', seconds, rate, channels, seed=i)
+    write_tone(directory / 'clips' / f'clip{i}.wav', seconds, rate, channels, seed=i)
   (directory / 'empty.wav').write_bytes(b'')
   (directory / 'text.wav').write_text('this is not audio\n')
   (directory / 'random_bytes.wav').write_bytes(np.random.RandomState(7).bytes(5000))
@@ -177,7 +167,7 @@ def test_skip_existing_extends_an_output(both_outputs, audio, model_files, tmp_p
     _beam(inputs, out, model_files, postprocess)
   with pytest.raises(ValueError, match='other settings'):
     _beam(inputs, out, model_files, not postprocess, skip_existing=True)
-  extra = _tone(tmp_path / 'more' / 'late.wav', 1.5, 16000, seed=11)
+  extra = write_tone(tmp_path / 'more' / 'late.wav', 1.5, 16000, seed=11)
   inputs.append(corpus.AudioInput(video_id='late', path=str(extra)))
   result = _beam(inputs, out, model_files, postprocess, skip_existing=True)
   assert result.num_skipped == first.num_ok

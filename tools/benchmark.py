@@ -132,10 +132,8 @@ def _beam_benchmark():
     extras.require('apache_beam', 'beam', 'tools.benchmark --beam')
   except extras.MissingExtraError as e:
     return cli.report_error(e)
-  # Each round runs every job on the whole corpus: 2 unless asked otherwise.
-  num_rounds = _NUM_ROUNDS.value if flags.FLAGS['num_rounds'].present else 2
   kwargs = dict(num_clips=_NUM_CLIPS.value, seconds=_SECONDS.value,
-                num_other=_NUM_OTHER.value, num_rounds=num_rounds,
+                num_other=_NUM_OTHER.value, num_rounds=_whole_job_rounds(),
                 batch_size=_BATCH_SIZE.value, checkpoint_path=_CHECKPOINT.value)
   if _WORK_DIR.value:
     result = beam_benchmark.run_beam_benchmark(_WORK_DIR.value, **kwargs)
@@ -144,6 +142,12 @@ def _beam_benchmark():
       result = beam_benchmark.run_beam_benchmark(work_dir, **kwargs)
   print(result.report())
   return 0
+
+
+def _whole_job_rounds() -> int:
+  """Rounds of the whole-job modes: each runs every job on the whole corpus, so 2
+  unless --num_rounds is given."""
+  return _NUM_ROUNDS.value if flags.FLAGS['num_rounds'].present else 2
 
 
 def _model_files(work_dir):
@@ -174,9 +178,8 @@ def _whole_process(work_dir):
   paths = benchmark.make_corpus(os.path.join(work_dir, 'corpus'), _NUM_CLIPS.value,
                                 _SECONDS.value, num_other=_NUM_OTHER.value or 0)
   ckpt, pca = _model_files(work_dir)
-  examples = len(paths) * int((_SECONDS.value - 0.015) // 0.96)
-  result = process_benchmark.run_whole_process(work_dir, paths, examples, ckpt, pca,
-                                               num_rounds=_NUM_ROUNDS.value if flags.FLAGS['num_rounds'].present else 2)
+  result = process_benchmark.run_whole_process(work_dir, paths, ckpt, pca,
+                                               num_rounds=_whole_job_rounds())
   print(result.report())
   return 0
 

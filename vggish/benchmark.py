@@ -132,16 +132,13 @@ def side_by_side_rates(embedders: Sequence[embedder_lib.Embedder], rounds: int =
   rng = np.random.RandomState(seed)
   seconds = [0.0] * len(embedders)
   examples = [0] * len(embedders)
+  batch = {e.batch_size: rng.standard_normal(
+      (e.batch_size, params.example_window_length, params.num_mel_bins)).astype(np.float32)
+           for e in embedders}
   for embedder in embedders:
-    embedder(rng.standard_normal((embedder.batch_size, params.example_window_length,
-                                  params.num_mel_bins)).astype(np.float32))
-  batch = {}
+    embedder(batch[embedder.batch_size])  # Trace and warm up.
   for _ in range(rounds):
     for i, embedder in enumerate(embedders):
-      if embedder.batch_size not in batch:
-        batch[embedder.batch_size] = rng.standard_normal(
-            (embedder.batch_size, params.example_window_length,
-             params.num_mel_bins)).astype(np.float32)
       start = time.perf_counter()
       for _ in range(calls):
         embedder(batch[embedder.batch_size])

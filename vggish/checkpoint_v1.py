@@ -221,9 +221,10 @@ def open_checkpoint(path: str):
   """Memory-maps a V1 checkpoint; yields (tensors metadata, float32 arrays).
 
   Yields:
-    (name -> `TensorInfo` for every tensor listed, name -> read-only float32
-    numpy view for every float32 tensor). The views are valid inside the
-    `with` block only: copy what must outlive it.
+    (name -> `TensorInfo` for every tensor listed, name -> float32 numpy
+    view for every float32 tensor; the mapping is copy-on-write, so a write
+    to a view never reaches the file). The views are valid inside the `with`
+    block only: copy what must outlive it.
 
   Raises:
     UnsupportedCheckpoint: not a V1 checkpoint this reader handles; the

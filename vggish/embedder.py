@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from vggish import workspace
-from vggish.params import DEFAULT_BATCH_SIZE, DEFAULT_PARAMS, Params
+from vggish.params import DEFAULT_BATCH_SIZE, DEFAULT_PARAMS, FLOAT32, Params
 
 
 class Embedder:
@@ -54,7 +54,7 @@ class Embedder:
   def from_checkpoint(cls, checkpoint_path=None, batch_size: int = DEFAULT_BATCH_SIZE,
                       params: Params = DEFAULT_PARAMS,
                       allow_tf32: bool = False,
-                      precision: str = 'float32') -> 'Embedder':
+                      precision: str = FLOAT32) -> 'Embedder':
     """Builds VGGish with the checkpoint (default: the workspace's) and wraps it.
 
     Args:

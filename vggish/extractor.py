@@ -13,10 +13,9 @@
                                  (`steps.finish`) -> shard
 
 The decoding, resampling and frontend of the next files run in the frontend
-workers while the model works, at background priority so that they use the
-CPU time the model leaves rather than stall its thread pool (see
-`vggish.workers`), and at most `prefetch` files are in flight, so memory does
-not grow with the corpus. The model function is traced once. The numpy frontend is
+workers (at background priority, see `vggish.workers`) while the model
+works, and at most `prefetch` files are in flight, so memory does not grow
+with the corpus. The model function is traced once. The numpy frontend is
 upstream's float64 computation, so the bytes written equal the original code's.
 
 Robustness and resuming (see `vggish.manifest` for the directory layout): an
@@ -48,7 +47,7 @@ from vggish import records
 from vggish import workers
 from vggish import workspace
 from vggish.embedder import DEFAULT_BATCH_SIZE, BatchPacker, Embedder
-from vggish.params import DEFAULT_PARAMS, Params
+from vggish.params import DEFAULT_PARAMS, FLOAT32, Params, check_precision
 from vggish.pipelines import steps
 from vggish.pipelines.steps import ExtractResult, prepare_input, record_settings  # pylint: disable=unused-import
 
@@ -173,7 +172,7 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
             num_workers: Optional[int] = None,
             worker_kind: str = workers.AUTO,
             frontend: str = steps.NUMPY_FRONTEND,
-            precision: str = 'float32',
+            precision: str = FLOAT32,
             prefetch: Optional[int] = None,
             nonfinite: str = 'fail',
             allow_tf32: bool = False,
@@ -236,11 +235,7 @@ def extract(inputs: Sequence[Union[corpus.AudioInput, str, os.PathLike]],
   if num_workers < 1:
     raise ValueError(f'num_workers must be >= 1, got {num_workers}')
   steps.check_frontend(frontend)
-  if precision != 'float32':
-    from vggish import model as model_lib  # pylint: disable=import-outside-toplevel
-    if precision not in model_lib.PRECISIONS:
-      raise ValueError(f'precision must be one of {", ".join(model_lib.PRECISIONS)}, '
-                       f'got {precision!r}')
+  check_precision(precision)
   kind = workers.resolve_kind(worker_kind, num_workers)  # Fails before any write.
   if frontend == steps.TF_FRONTEND:
     if worker_kind == workers.PROCESS:

@@ -30,7 +30,7 @@ from vggish.pipelines import steps
 
 @dataclasses.dataclass
 class Agreement:
-  """Agreement of the two frontends' outputs over `num_examples` examples."""
+  """Agreement of a fast mode's outputs with the faithful path's, over `num_examples` examples."""
   num_files: int
   num_examples: int
   max_example_diff: float

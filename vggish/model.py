@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from vggish import checkpoint
 from vggish import device
-from vggish.params import DEFAULT_PARAMS, Params
+from vggish.params import BFLOAT16, DEFAULT_PARAMS, FLOAT32, Params, check_precision
 
 # Checkpoint layout of the released weights; other Params cannot load them.
 _CHECKPOINT_INPUT = (96, 64)
@@ -106,14 +106,6 @@ class TrimToBatch(keras.layers.Layer):
   def compute_output_shape(self, inputs_shape, reference_shape=None):
     batch = None if reference_shape is None else reference_shape[0]
     return (batch,) + tuple(inputs_shape[1:])
-
-
-# Computation precisions: float32 is the faithful default; bfloat16 (Keras'
-# mixed_bfloat16 policy: float32 weights, bfloat16 math, float32 output) is
-# an opt-in fast mode for CPUs with AVX512_BF16/AMX and recent GPUs.
-FLOAT32 = 'float32'
-BFLOAT16 = 'bfloat16'
-PRECISIONS = (FLOAT32, BFLOAT16)
 
 
 def _make_layer(spec: LayerSpec, params: Params, trainable: bool,
@@ -263,9 +255,7 @@ def VGGish(  # pylint: disable=invalid-name  (Keras applications style)
     raise ValueError(f'params must be a vggish.Params, got {params!r}')
   if not isinstance(allow_tf32, bool):
     raise ValueError(f'allow_tf32 must be a bool, got {allow_tf32!r}')
-  if precision not in PRECISIONS:
-    raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got '
-                     f'{precision!r}')
+  check_precision(precision)
   dtype = keras.DTypePolicy('mixed_bfloat16') if precision == BFLOAT16 else None
   _validate_weights_argument(weights, params)
   device.configure_tf32(allow_tf32)

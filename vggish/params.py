@@ -99,3 +99,18 @@ DEFAULT_PARAMS = Params()
 # example is about flat from batch 16 up (tools.benchmark sweeps it); larger
 # batches only hold more files' examples.
 DEFAULT_BATCH_SIZE = 32
+
+# The model's computation precision: float32 is the faithful default;
+# bfloat16 (Keras' mixed_bfloat16 policy: float32 weights, bfloat16 math,
+# float32 output) is an opt-in fast mode (see `vggish.model.VGGish`).
+FLOAT32 = 'float32'
+BFLOAT16 = 'bfloat16'
+PRECISIONS = (FLOAT32, BFLOAT16)
+
+
+def check_precision(precision: str) -> str:
+  """Returns `precision`, or raises ValueError if it is not one of `PRECISIONS`."""
+  if precision not in PRECISIONS:
+    raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got '
+                     f'{precision!r}')
+  return precision

@@ -107,8 +107,15 @@ def _run(command: Sequence[str], env: Dict[str, str]) -> float:
   return time.perf_counter() - start
 
 
-def run_whole_process(work_dir: str, paths: Sequence[str], num_examples: int,
-                      checkpoint: str, pca: str, num_rounds: int = 2) -> WholeProcessResult:
+def _count_examples(output_dir: str) -> int:
+  from vggish import records  # pylint: disable=import-outside-toplevel
+  return sum(examples for name in sorted(os.listdir(output_dir))
+             if name.endswith('.tfrecord')
+             for _, examples, _ in records.summarize_records(os.path.join(output_dir, name)))
+
+
+def run_whole_process(work_dir: str, paths: Sequence[str], checkpoint: str, pca: str,
+                      num_rounds: int = 2) -> WholeProcessResult:
   """Times the jobs of the module doc on `paths` (fresh processes, alternated)."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=_REPO)
   python = sys.executable
@@ -129,7 +136,8 @@ def run_whole_process(work_dir: str, paths: Sequence[str], num_examples: int,
   for line in out.stdout.splitlines():
     name, _, seconds = line.rpartition('\t')
     phases[name] = float(seconds)
-  return WholeProcessResult(num_files=len(paths), num_examples=num_examples,
+  return WholeProcessResult(num_files=len(paths),
+                            num_examples=_count_examples(os.path.join(work_dir, 'extract_0')),
                             num_rounds=num_rounds, upstream_seconds=upstream,
                             extract_seconds=extract, one_file_seconds=one_file,
                             phases=phases)

@@ -5,11 +5,14 @@ files (`vggish.pipelines.steps.prepare_input`) in a pool of workers while the
 main thread runs the model. On a CPU the model's own thread pool already
 keeps every core busy, and frontend work at the same priority takes a core
 away in the middle of the model's parallel ops, which then wait for their
-slowest thread: measured on a 2-core machine, one busy frontend thread cut the
-model's rate by 40 % for the ~15 % of a core it needed. So the workers run at
-background priority (nice 19, Linux): they get the CPU time the model leaves
-(between and inside its ops), and the model keeps its cores. When the model
-waits for input the workers get the whole machine, so nothing starves.
+slowest thread: measured on a 2-core machine, a frontend thread that never
+rests cut the model's rate by 40 % at normal priority and by 10 % at nice 19.
+So the workers run at background priority (nice 19, Linux), and when the
+model waits for input they get the whole machine, so nothing starves. In
+`tools.extract` itself, where the workers rest once `prefetch` files are
+ready, long runs measured the same rate at nice 0 and 19, with 1 or 2 workers
+(README "Performance": what limits a 2-core machine is the frontend's CPU
+time, not its scheduling).
 
 Threads suffice on a small machine (numpy, libsndfile and the resampler's
 matrix products release the GIL). With a GPU the model no longer needs the

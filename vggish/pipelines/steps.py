@@ -28,7 +28,7 @@ from vggish import corpus
 from vggish import files
 from vggish import frontend as frontend_lib
 from vggish import manifest as manifest_lib
-from vggish.params import DEFAULT_PARAMS, Params
+from vggish.params import DEFAULT_PARAMS, FLOAT32, Params, check_precision
 
 # path -> a context manager giving a local file with that path's bytes.
 LocalOpener = Callable[[str], ContextManager[str]]
@@ -119,7 +119,7 @@ def check_frontend(frontend: str) -> str:
 
 
 def record_settings(postprocess: bool, params: Params,
-                    frontend: str = NUMPY_FRONTEND, precision: str = 'float32') -> dict:
+                    frontend: str = NUMPY_FRONTEND, precision: str = FLOAT32) -> dict:
   """The settings that shape the records; a resumed run must keep them.
 
   The frontend and precision are listed only when they are not the faithful
@@ -133,7 +133,7 @@ def record_settings(postprocess: bool, params: Params,
   }
   if check_frontend(frontend) != NUMPY_FRONTEND:
     settings['frontend'] = frontend
-  if precision != 'float32':
+  if check_precision(precision) != FLOAT32:
     settings['precision'] = precision
   return settings
 
