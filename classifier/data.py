@@ -13,14 +13,14 @@ import dataclasses
 import hashlib
 import os
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from classifier import labels as labels_lib
 from vggish import audio_io
 from vggish import corpus
 from vggish import frontend
+from vggish import labels as labels_lib
 from vggish import records
 from vggish.params import DEFAULT_PARAMS, Params
 
@@ -142,6 +142,60 @@ class ClipSet:
       mask[row, :n] = 1.0
     return features, mask
 
+  def training_batches(self, batch_size: int,
+                       max_examples: Optional[int] = None,
+                       rng: Optional[np.random.Generator] = None,
+                       sampling: Optional[np.ndarray] = None
+                       ) -> Iterator[Tuple[np.ndarray, np.ndarray,
+                                           np.ndarray]]:
+    """One epoch of training batches in a random order.
+
+    Args:
+      batch_size: clips per batch.
+      max_examples: longer clips are cut to a random window of this many.
+      rng: numpy Generator: the order and the windows.
+      sampling: [num_clips] probabilities: the epoch is `len(self)` clips
+        drawn with replacement (balanced sampling); None: each clip once.
+
+    Yields:
+      ceil(len(self) / batch_size) tuples (features [b, t, *feature_shape]
+      float32, mask [b, t] float32, labels [b, num_classes] float32).
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    if sampling is None:
+      order = rng.permutation(len(self))
+    else:
+      order = rng.choice(len(self), size=len(self), p=sampling)
+    for start in range(0, len(self), batch_size):
+      indices = order[start:start + batch_size]
+      features, mask = self.padded_batch(indices, max_examples, rng)
+      yield features, mask, self.labels[indices]
+
+  def inference_batches(self, examples_per_batch: int
+                        ) -> Iterator[Tuple[np.ndarray, np.ndarray,
+                                            np.ndarray]]:
+    """Every clip once, whole, in batches of at most `examples_per_batch`
+    padded examples (or one clip, if longer).
+
+    Clips are sorted by length so that little is padded.
+
+    Yields:
+      (clip indices [b] int64, features [b, t, *feature_shape] float32,
+      mask [b, t] float32).
+    """
+    order = np.argsort(self.num_examples, kind='stable')
+    batch = []
+    for i in order:
+      longest = max(1, int(self.num_examples[i]))  # Sorted: the longest.
+      if batch and (len(batch) + 1) * longest > examples_per_batch:
+        indices = np.asarray(batch, np.int64)
+        yield (indices,) + self.padded_batch(indices)
+        batch = []
+      batch.append(i)
+    if batch:
+      indices = np.asarray(batch, np.int64)
+      yield (indices,) + self.padded_batch(indices)
+
 
 def concatenate(clip_sets: Sequence[ClipSet]) -> ClipSet:
   """One ClipSet of several (same features and classes)."""
@@ -240,6 +294,48 @@ def load_records(file_pattern, label_map: labels_lib.LabelMap,
                               example_hop_seconds=hops.pop())
 
 
+def _id_uniforms(ids: Sequence[str], seed: int) -> np.ndarray:
+  """[num_clips] float64 in [0, 1): a hash of each id and the seed."""
+  out = np.empty(len(ids), np.float64)
+  for i, clip_id in enumerate(ids):
+    digest = hashlib.sha256(f'{seed}:{clip_id}'.encode('utf-8')).digest()
+    out[i] = int.from_bytes(digest[:8], 'big') / 2.0**64
+  return out
+
+
+def fold_assignment(ids: Sequence[str], num_folds: int,
+                    test_fraction: float = 0.0, seed: int = 0) -> np.ndarray:
+  """Assigns each clip to one of `num_folds` folds, or to the test split.
+
+  The hash is `split_assignment`'s: with the same seed and test fraction the
+  test clips are exactly those of a single-model split, so models trained
+  either way are measured on the same held-out clips. The other clips fall
+  into folds of equal expected size.
+
+  Args:
+    ids: clip ids.
+    num_folds: number of folds, >= 2.
+    test_fraction: fraction in [0, 1) held out as the test split.
+    seed: changes the assignment.
+
+  Returns:
+    [num_clips] int64: the fold 0..num_folds-1, or -1 for a test clip.
+
+  Raises:
+    ValueError: for fewer than two folds or a fraction out of range.
+  """
+  if num_folds < 2:
+    raise ValueError(f'k-fold training needs at least 2 folds, got '
+                     f'{num_folds}')
+  if not 0 <= test_fraction < 1:
+    raise ValueError(f'the test fraction must lie in [0, 1), got '
+                     f'{test_fraction}')
+  u = _id_uniforms(ids, seed)
+  folds = np.floor((u - test_fraction) / (1.0 - test_fraction) *
+                   num_folds).astype(np.int64)
+  return np.where(u < test_fraction, -1, np.minimum(folds, num_folds - 1))
+
+
 def split_assignment(ids: Sequence[str], validation_fraction: float = 0.0,
                      test_fraction: float = 0.0, seed: int = 0) -> np.ndarray:
   """Assigns each clip to 'train', 'validation' or 'test' by a hash of its id.
@@ -266,9 +362,7 @@ def split_assignment(ids: Sequence[str], validation_fraction: float = 0.0,
         'validation and test fractions must lie in [0, 1) and sum to less '
         f'than 1, got {validation_fraction} and {test_fraction}')
   out = np.empty(len(ids), dtype=object)
-  for i, clip_id in enumerate(ids):
-    digest = hashlib.sha256(f'{seed}:{clip_id}'.encode('utf-8')).digest()
-    u = int.from_bytes(digest[:8], 'big') / 2.0**64  # Uniform in [0, 1).
+  for i, u in enumerate(_id_uniforms(ids, seed)):
     if u < test_fraction:
       out[i] = TEST
     elif u < test_fraction + validation_fraction:

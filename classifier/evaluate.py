@@ -24,8 +24,10 @@ is scored as the model scores an empty clip, and the summary's
 holding NaN/Inf stop the evaluation with an error naming the clips.
 """
 
+import contextlib
 import logging
 import os
+import tempfile
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -33,6 +35,7 @@ import numpy as np
 from classifier import data as data_lib
 from classifier import metrics as metrics_lib
 from classifier import model_dir as model_dir_lib
+from vggish import audio_io
 
 SUMMARY_KEYS = ('mAP', 'lwlrap', 'AUC', 'd_prime', 'micro_f1', 'macro_f1',
                 'micro_f1_global_threshold', 'macro_f1_global_threshold',
@@ -43,6 +46,12 @@ def _select_split(clip_set, config, split):
   if split is None:
     return clip_set
   fractions = config.get('split') or {}
+  if split == data_lib.VALIDATION and fractions.get('folds'):
+    raise ValueError(
+        f'this is an ensemble of {fractions["folds"]} fold models: each '
+        'non-test clip trained all but one of them, so there is no '
+        'validation split to evaluate (the out-of-fold figures are in '
+        'metrics.json); use --split=test or other data')
   if split == data_lib.VALIDATION and fractions.get(
       'validation_fraction') is None:
     raise ValueError('this model was validated on separate eval data, not a '
@@ -61,7 +70,8 @@ def _select_split(clip_set, config, split):
 def evaluate(model_dir, records=None, csv_path: Optional[str] = None,
              audio_dir: Optional[str] = None, split: Optional[str] = None,
              output_dir: Optional[str] = None, checkpoint=None,
-             pca_params=None) -> Dict[str, Any]:
+             pca_params=None, example_store: Optional[str] = None
+             ) -> Dict[str, Any]:
   """Evaluates a model directory on records or labelled audio.
 
   Args:
@@ -74,6 +84,9 @@ def evaluate(model_dir, records=None, csv_path: Optional[str] = None,
     output_dir: where to write the results (default: model_dir).
     checkpoint, pca_params: for audio through a head (see
       `classifier.predict.AudioInputs`).
+    example_store: for audio through a fine-tuned model, the example store
+      the clips are computed into (or found in); None: the one training
+      used, when it still exists, else a temporary one.
 
   Returns:
     The summary dict (also written to evaluation.json).
@@ -101,6 +114,15 @@ def evaluate(model_dir, records=None, csv_path: Optional[str] = None,
       raise ValueError(
           f'the model was trained on a {config["example_hop_seconds"]} s hop '
           f'but these records have {info.example_hop_seconds} s')
+  elif loaded.input_name == model_dir_lib.INPUT_EXAMPLES:
+    with contextlib.ExitStack() as stack:
+      store_dir = example_store or config.get('example_store')
+      if not store_dir or not os.path.isdir(store_dir):
+        store_dir = stack.enter_context(tempfile.TemporaryDirectory(
+            prefix='example_store_'))
+      clip_set = _examples_from_store(loaded, csv_path, audio_dir, store_dir)
+      clip_set = _select_split(clip_set, config, split)
+      return _score(loaded, clip_set, split, model_dir, output_dir)
   else:
     from classifier import predict  # Imports VGGish only when needed.
     ids, paths, label_lists = data_lib.read_audio_csv(csv_path, audio_dir,
@@ -108,7 +130,33 @@ def evaluate(model_dir, records=None, csv_path: Optional[str] = None,
     inputs = predict.AudioInputs(loaded, checkpoint, pca_params)
     clip_set, _ = inputs.clip_set(paths, label_lists, ids=ids)
   clip_set = _select_split(clip_set, config, split)
+  return _score(loaded, clip_set, split, model_dir, output_dir)
 
+
+def _examples_from_store(loaded, csv_path, audio_dir, store_dir):
+  """The CSV's clips for a fine-tuned model, streamed from an example store.
+
+  Raises:
+    vggish.audio_io.AudioReadError: a file cannot be read (every given clip
+      counts in an evaluation).
+  """
+  from classifier import example_store as store_lib  # Imports TensorFlow.
+  ids, paths, label_lists = data_lib.read_audio_csv(csv_path, audio_dir,
+                                                    loaded.label_map)
+  built = store_lib.build(store_dir, ids, paths, label_lists,
+                          loaded.label_map,
+                          model_dir_lib.frontend_params(loaded.config),
+                          show_progress=False)
+  if built.failures:
+    path, reason = built.failures[0]
+    raise audio_io.AudioReadError(
+        f'{len(built.failures)} audio file(s) cannot be read, e.g. {path}: '
+        f'{reason}')
+  return built.store
+
+
+def _score(loaded, clip_set, split, model_dir, output_dir) -> Dict[str, Any]:
+  """Scores `clip_set` and writes evaluation.json and the per-class CSV."""
   from classifier import training  # Imports TensorFlow.
   predictor = training.Predictor(loaded.model, loaded.input_name)
   scores = predictor(clip_set)
@@ -147,6 +195,9 @@ def _define_flags():
                       'Where to write evaluation.json (default: model_dir).')
   flags.DEFINE_string('checkpoint', None, 'VGGish checkpoint (audio input).')
   flags.DEFINE_string('pca_params', None, 'PCA parameters (audio input).')
+  flags.DEFINE_string('example_store', None,
+                      'Example store of a fine-tuned model\'s audio '
+                      '(default: the one training used, if it exists).')
   flags.mark_flags_as_required(['model_dir'])
 
 
@@ -158,7 +209,8 @@ def main(argv):
   summary = evaluate(FLAGS.model_dir, records=FLAGS.records,
                      csv_path=FLAGS.csv, audio_dir=FLAGS.audio_dir,
                      split=FLAGS.split, output_dir=FLAGS.output_dir,
-                     checkpoint=FLAGS.checkpoint, pca_params=FLAGS.pca_params)
+                     checkpoint=FLAGS.checkpoint, pca_params=FLAGS.pca_params,
+                     example_store=FLAGS.example_store)
   print(f'{summary["num_clips"]} clips ({summary["split"]}), '
         f'{summary["num_classes_with_positives"]} classes with positives')
   if summary['clips_without_examples']:

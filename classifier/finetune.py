@@ -51,7 +51,8 @@ def freeze_backbone(backbone, freeze: str) -> None:
 def build_model(num_classes: int, checkpoint, head: str = 'mean_mlp',
                 freeze: str = 'conv', spec_augment: bool = False,
                 seed: Optional[int] = None, head_options: Optional[dict] = None,
-                params: Params = DEFAULT_PARAMS, allow_tf32: bool = False):
+                params: Params = DEFAULT_PARAMS, allow_tf32: bool = False,
+                name: str = 'vggish_finetune'):
   """VGGish (from `checkpoint`) + ReLU + a head, on log-mel examples.
 
   Args:
@@ -67,6 +68,7 @@ def build_model(num_classes: int, checkpoint, head: str = 'mean_mlp',
     params: VGGish hyperparameters.
     allow_tf32: allow TensorFloat-32 on Ampere and later GPUs (faster; off by
       default, see `vggish.device`).
+    name: the model's name (distinct per member of an ensemble).
 
   Returns:
     (model, backbone): the full model and its VGGish part, whose trainable
@@ -85,5 +87,5 @@ def build_model(num_classes: int, checkpoint, head: str = 'mean_mlp',
                                 **(head_options or {}))
   augment = (heads.SpecAugment(seed=seed, name='spec_augment')
              if spec_augment else None)
-  model = heads.build_finetune_model(backbone, head_model, augment)
+  model = heads.build_finetune_model(backbone, head_model, augment, name=name)
   return model, backbone

@@ -279,6 +279,47 @@ def build_head(num_classes, head='mean_mlp', embedding_size=128,
                      name=name or head)
 
 
+def build_ensemble(members, name='ensemble'):
+  """One model whose probabilities are the mean of `members`' probabilities.
+
+  The members (e.g. the models of k-fold training) take the same inputs and
+  are nested whole, so the ensemble saves, reloads, evaluates, predicts and
+  exports like a single model.
+
+  Args:
+    members: two or more clip models with the same input names and shapes
+      and the same number of classes, each with its own name.
+    name: the ensemble's name.
+
+  Returns:
+    A functional `keras.Model` with the members' inputs -> [b, num_classes]
+    mean probabilities.
+
+  Raises:
+    ValueError: fewer than two members, repeated names, or members that
+      disagree on their inputs or outputs.
+  """
+  members = list(members)
+  if len(members) < 2:
+    raise ValueError(f'an ensemble needs at least 2 models, got '
+                     f'{len(members)}')
+  names = [m.name for m in members]
+  if len(set(names)) != len(names):
+    raise ValueError(f'ensemble members need distinct names, got {names}')
+  first = members[0]
+  specs = {key: tensor.shape for key, tensor in first.input.items()}
+  for member in members[1:]:
+    if ({key: t.shape for key, t in member.input.items()} != specs or
+        member.output_shape != first.output_shape):
+      raise ValueError(f'ensemble member {member.name!r} has other inputs or '
+                       f'outputs than {first.name!r}')
+  inputs = {key: keras.Input(shape[1:], name=key)
+            for key, shape in specs.items()}
+  outputs = keras.layers.Average(name='mean_probability')(
+      [member(inputs) for member in members])
+  return keras.Model(inputs, outputs, name=name)
+
+
 # ------------------------------------------------------------ fine-tuning
 
 

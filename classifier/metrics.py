@@ -344,3 +344,34 @@ def evaluate(labels, scores, thresholds=None):
       'f1': tuned_f1['f1'],
   }
   return summary, per_class
+
+
+def summarize_runs(summaries):
+  """Mean and spread of each metric over runs (e.g. the models of k folds).
+
+  Args:
+    summaries: `evaluate` summaries, one per run.
+
+  Returns:
+    {metric: {'mean': float, 'std': float, 'min': float, 'max': float}} for
+    every float metric the runs share; `std` is the sample standard
+    deviation (n - 1), NaN for a single run. NaN values (undefined metrics)
+    are left out of their metric's statistics.
+  """
+  summaries = list(summaries)
+  if not summaries:
+    return {}
+  out = {}
+  for key, value in summaries[0].items():
+    if not isinstance(value, float) or not all(
+        isinstance(s.get(key), float) for s in summaries):
+      continue
+    values = np.array([s[key] for s in summaries], np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+      continue
+    out[key] = {'mean': float(values.mean()),
+                'std': float(values.std(ddof=1)) if len(values) > 1
+                       else float('nan'),
+                'min': float(values.min()), 'max': float(values.max())}
+  return out

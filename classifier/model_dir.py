@@ -33,8 +33,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from classifier import labels as labels_lib
 from classifier import metrics as metrics_lib
+from vggish import labels as labels_lib
 from vggish.params import DEFAULT_PARAMS, Params
 
 MODEL_FILE = 'model.keras'
@@ -156,7 +156,7 @@ def load(directory) -> LoadedModel:
   if config.get('format_version') != FORMAT_VERSION:
     raise ValueError(f'{directory}: unsupported model directory format '
                      f'{config.get("format_version")!r}')
-  label_map = labels_lib.load_label_map(os.path.join(directory, LABELS_FILE))
+  label_map = labels_lib.read_classes(os.path.join(directory, LABELS_FILE))
   thresholds_path = os.path.join(directory, THRESHOLDS_FILE)
   thresholds = (metrics_lib.Thresholds.from_json(read_json(thresholds_path))
                 if os.path.isfile(thresholds_path) else None)

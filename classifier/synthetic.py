@@ -17,7 +17,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from classifier import labels as labels_lib
+from vggish import labels as labels_lib
 
 EMBEDDING_SIZE = 128
 
@@ -79,10 +79,9 @@ def write_embedding_records(path, ids, clips, label_lists,
 
 def write_label_map(path, names: Sequence[str]) -> labels_lib.LabelMap:
   """A label map with mids `/m/synthetic<i>` and the given display names."""
-  label_map = labels_lib.LabelMap(
-      mids=tuple(f'/m/synthetic{i}' for i in range(len(names))),
-      display_names=tuple(names))
-  labels_lib.save_label_map(label_map, path)
+  label_map = labels_lib.LabelMap(tuple(
+      (i, f'/m/synthetic{i}', name) for i, name in enumerate(names)))
+  labels_lib.write_label_map(label_map, path)
   return label_map
 
 

@@ -31,11 +31,14 @@ import shutil
 import time
 from typing import Any, Dict, Optional
 
+import numpy as np
+
 from classifier import data as data_lib
-from classifier import labels as labels_lib
+from classifier import example_store as store_lib
 from classifier import metrics as metrics_lib
 from classifier import model_dir as model_dir_lib
 from classifier import training
+from vggish import labels as labels_lib
 from vggish.params import DEFAULT_PARAMS
 
 # Defaults where embedding heads and fine-tuning differ. VGGish costs about
@@ -62,6 +65,45 @@ def _split(clip_set, validation_fraction, test_fraction, seed,
       data_lib.TEST]
 
 
+def _fold_runs(clip_set, folds, test_fraction, seed):
+  """([(train, validation) per fold], test or None) by `data.fold_assignment`."""
+  assignment = data_lib.fold_assignment(clip_set.ids, folds, test_fraction,
+                                        seed)
+  runs = []
+  for k in range(folds):
+    validation = assignment == k
+    train_mask = (assignment >= 0) & ~validation
+    if not validation.any() or not train_mask.any():
+      raise ValueError(f'fold {k + 1} of {folds} got no clips: too few clips '
+                       f'({len(clip_set)}) for {folds} folds')
+    runs.append((clip_set.subset(train_mask), clip_set.subset(validation)))
+  test = assignment < 0
+  return runs, clip_set.subset(test) if test.any() else None
+
+
+def _fold_metrics(members, fits, runs, val_scores, test_set, thresholds,
+                  input_name, options):
+  """Each fold model's figures: its own fold, and the test clips."""
+  out = []
+  for k, (member, fit, (train_set, val_set), scores) in enumerate(
+      zip(members, fits, runs, val_scores)):
+    entry = {'fold': k + 1, 'best_epoch': fit.best_epoch,
+             'epochs_run': len(fit.history),
+             'stopped_early': fit.stopped_early,
+             'train_seconds': fit.seconds,
+             'num_train_clips': len(train_set),
+             'num_validation_clips': len(val_set)}
+    entry['validation'], _ = metrics_lib.evaluate(val_set.labels, scores,
+                                                  thresholds)
+    if test_set is not None:
+      test_scores = training.Predictor(
+          member, input_name, options.eval_examples_per_batch)(test_set)
+      entry['test'], _ = metrics_lib.evaluate(test_set.labels, test_scores,
+                                              thresholds)
+    out.append(entry)
+  return out
+
+
 def _patterns(patterns):
   if patterns is None:
     return None
@@ -81,6 +123,8 @@ def _evaluate_split(predictor, clip_set, thresholds, label_map, directory,
 
 
 SKIPPED_AUDIO_CSV = 'skipped_audio.csv'
+# The example store's default place, inside the model directory.
+DEFAULT_EXAMPLE_STORE = 'example_store'
 
 
 def _write_skipped(path, skipped):
@@ -114,6 +158,8 @@ def train(label_map: str,
           short_clip_policy: str = 'pad',
           example_hop_seconds: float = DEFAULT_PARAMS.example_hop_seconds,
           allow_tf32: bool = False,
+          example_store: Optional[str] = None,
+          folds: int = 1,
           ) -> Dict[str, Any]:
   """Trains a head on embedding records, or fine-tunes VGGish on audio.
 
@@ -144,6 +190,14 @@ def train(label_map: str,
     example_hop_seconds: frontend hop for fine-tuning.
     allow_tf32: fine-tune with TensorFloat-32 on Ampere and later GPUs
       (faster; prediction and evaluation still run float32).
+    folds: > 1 trains that many models on hashed folds of the non-test
+      clips (`data.fold_assignment`), each validated (early stopping) on its
+      own fold, and saves their mean as one model; thresholds and the
+      'validation' metrics are out-of-fold; `validation_split` and eval data
+      are then not used. 1: one model.
+    example_store: directory of the fine-tuning audio's log-mel examples
+      (`classifier.example_store`), computed once and reused by later runs;
+      None: `MODEL_DIR/example_store`.
 
   Returns:
     The metrics dict written to metrics.json.
@@ -152,6 +206,8 @@ def train(label_map: str,
     ValueError: inconsistent or missing arguments or data.
   """
   start = time.monotonic()
+  if folds < 1:
+    raise ValueError(f'--folds must be >= 1, got {folds}')
   if finetune:
     if not train_csv:
       raise ValueError('--finetune needs --train_csv (and --audio_dir unless '
@@ -168,7 +224,7 @@ def train(label_map: str,
     defaults = HEAD_TRAINING_DEFAULTS
   if options is None:
     options = training.TrainOptions(**defaults)
-  labels = labels_lib.load_label_map(label_map)
+  labels = labels_lib.read_classes(label_map)
   os.makedirs(model_dir, exist_ok=True)
   params = dataclasses.replace(DEFAULT_PARAMS,
                                example_hop_seconds=example_hop_seconds,
@@ -187,15 +243,21 @@ def train(label_map: str,
       'train_csv': train_csv, 'eval_csv': eval_csv, 'audio_dir': audio_dir,
   }
   if finetune:
-    skipped = []
-    clips = data_lib.load_audio(
-        *data_lib.read_audio_csv(train_csv, audio_dir, labels), labels,
-        params, failures=skipped)
+    # Streamed from disk: memory holds the clips' metadata, not examples.
+    store_dir = os.path.abspath(example_store or os.path.join(
+        model_dir, DEFAULT_EXAMPLE_STORE))
+    built = store_lib.build(
+        store_dir, *data_lib.read_audio_csv(train_csv, audio_dir, labels),
+        labels, params, show_progress=options.verbose)
+    clips, skipped = built.store, list(built.failures)
     val_set = None
     if eval_csv:
-      val_set = data_lib.load_audio(
-          *data_lib.read_audio_csv(eval_csv, audio_dir, labels), labels,
-          params, failures=skipped)
+      built = store_lib.build(
+          store_dir, *data_lib.read_audio_csv(eval_csv, audio_dir, labels),
+          labels, params, show_progress=options.verbose)
+      val_set = built.store
+      skipped.extend(built.failures)
+    config['example_store'] = store_dir
     config['skipped_audio'] = len(skipped)
     if skipped:
       _write_skipped(os.path.join(model_dir, SKIPPED_AUDIO_CSV), skipped)
@@ -230,83 +292,133 @@ def train(label_map: str,
           'uint8 (PCA) records without --pca_params: prediction from audio '
           'will need --pca_params (or the workspace default)')
 
-  train_set, split_val, test_set = _split(
-      clips, validation_split, test_split, split_seed,
-      have_eval_data=val_set is not None)
-  if val_set is None:
-    val_set = split_val
-  if val_set is None:
-    raise ValueError('no validation clips: pass eval data or a larger '
-                     '--validation_split')
-  logging.info('clips: %d train, %d validation, %d test', len(train_set),
-               len(val_set), 0 if test_set is None else len(test_set))
+  if folds > 1:
+    if val_set is not None:
+      raise ValueError('--folds validates each model on its own fold; drop '
+                       '--eval_records/--eval_csv (or train with --folds=1)')
+    runs, test_set = _fold_runs(clips, folds, test_split, split_seed)
+    config['split']['validation_fraction'] = None
+    config['split']['folds'] = folds
+  else:
+    train_set, split_val, test_set = _split(
+        clips, validation_split, test_split, split_seed,
+        have_eval_data=val_set is not None)
+    if val_set is None:
+      val_set = split_val
+    if val_set is None:
+      raise ValueError('no validation clips: pass eval data or a larger '
+                       '--validation_split')
+    runs = [(train_set, val_set)]
+  logging.info('clips: %d train, %d validation, %d test%s',
+               len(runs[0][0]), len(runs[0][1]),
+               0 if test_set is None else len(test_set),
+               f' (fold 1 of {folds})' if folds > 1 else '')
 
   import keras  # Slow to import; the checks above fail fast without it.
   from classifier import finetune as finetune_lib
   from classifier import heads
 
-  keras.utils.set_random_seed(options.seed)
-  if finetune:
-    model, backbone = finetune_lib.build_model(
-        len(labels), checkpoint, head=head, freeze=freeze,
-        spec_augment=spec_augment, seed=options.seed,
-        head_options=head_options, params=params, allow_tf32=allow_tf32)
-    backbone_variables = backbone.trainable_variables
-  else:
-    stats = data_lib.feature_statistics(train_set)
-    model = heads.build_head(len(labels), head,
-                             embedding_size=params.embedding_size,
-                             feature_mean=stats['mean'],
-                             feature_std=stats['std'],
-                             **(head_options or {}))
-    backbone_variables = ()
+  members, fits, val_scores = [], [], []
+  for k, (train_set, val_set) in enumerate(runs):
+    # Each fold's model starts from its own seed: the ensemble's members
+    # then differ in their data and their initialization.
+    run_options = dataclasses.replace(options, seed=options.seed + k)
+    keras.utils.set_random_seed(run_options.seed)
+    name = None if folds == 1 else f'fold{k + 1}'
+    if folds > 1:
+      logging.info('fold %d/%d: %d train, %d validation clips', k + 1, folds,
+                   len(train_set), len(val_set))
+    if finetune:
+      model, backbone = finetune_lib.build_model(
+          len(labels), checkpoint, head=head, freeze=freeze,
+          spec_augment=spec_augment, seed=run_options.seed,
+          head_options=head_options, params=params, allow_tf32=allow_tf32,
+          **({'name': name} if name else {}))
+      backbone_variables = backbone.trainable_variables
+    else:
+      stats = data_lib.feature_statistics(train_set)
+      model = heads.build_head(len(labels), head,
+                               embedding_size=params.embedding_size,
+                               feature_mean=stats['mean'],
+                               feature_std=stats['std'], name=name,
+                               **(head_options or {}))
+      backbone_variables = ()
+    log_dir = os.path.join(model_dir, model_dir_lib.LOG_DIR)
+    fits.append(training.fit(
+        model, train_set, val_set, config['input'], run_options,
+        backbone_variables=backbone_variables,
+        log_dir=log_dir if name is None else os.path.join(log_dir, name)))
+    val_scores.append(training.Predictor(
+        model, config['input'], options.eval_examples_per_batch)(val_set))
+    members.append(model)
   config['head_options'] = heads.head_options(head, **(head_options or {}))
+  model = members[0] if folds == 1 else heads.build_ensemble(members)
   config['num_parameters'] = int(model.count_params())
 
-  result = training.fit(
-      model, train_set, val_set, config['input'], options,
-      backbone_variables=backbone_variables,
-      log_dir=os.path.join(model_dir, model_dir_lib.LOG_DIR))
-
-  # Thresholds come from validation data only; the test figures use them
+  # Thresholds come from validation data only (with folds: every clip scored
+  # by the one model that did not train on it); the test figures use them
   # unchanged, so test F1 is an honest estimate.
+  val_labels = np.concatenate([v.labels for _, v in runs])
+  all_val_scores = np.concatenate(val_scores)
+  thresholds = metrics_lib.tune_thresholds(val_labels, all_val_scores)
+  val_summary, val_per_class = metrics_lib.evaluate(val_labels,
+                                                    all_val_scores, thresholds)
+  model_dir_lib.write_per_class_csv(
+      os.path.join(model_dir, 'validation_per_class.csv'), labels,
+      val_per_class)
+  metrics = {
+      'folds': folds,
+      'train_seconds': sum(f.seconds for f in fits),
+      'total_seconds': None,
+      'num_train_clips': len(runs[0][0]) if folds == 1 else int(
+          sum(len(v) for _, v in runs)),
+      'num_validation_clips': len(val_labels),
+      'num_test_clips': 0 if test_set is None else len(test_set),
+  }
+  if folds == 1:
+    metrics.update(best_epoch=fits[0].best_epoch,
+                   epochs_run=len(fits[0].history),
+                   stopped_early=fits[0].stopped_early)
+  # F1 here uses thresholds tuned on these same clips: optimistic. With
+  # folds these are the out-of-fold figures.
+  metrics['validation'] = val_summary
   predictor = training.Predictor(model, config['input'],
                                  options.eval_examples_per_batch)
-  val_scores = predictor(val_set)
-  thresholds = metrics_lib.tune_thresholds(val_set.labels, val_scores)
-  val_summary, _ = _evaluate_split(predictor, val_set, thresholds, labels,
-                                   model_dir, 'validation')
-  metrics = {
-      'best_epoch': result.best_epoch,
-      'epochs_run': len(result.history),
-      'stopped_early': result.stopped_early,
-      'train_seconds': result.seconds,
-      'total_seconds': None,
-      'num_train_clips': len(train_set),
-      'num_validation_clips': len(val_set),
-      'num_test_clips': 0 if test_set is None else len(test_set),
-      # F1 here uses thresholds tuned on these same clips: optimistic.
-      'validation': val_summary,
-  }
   if test_set is not None:
     metrics['test'], _ = _evaluate_split(predictor, test_set, thresholds,
                                          labels, model_dir, 'test')
+  if folds > 1:
+    metrics['fold_models'] = _fold_metrics(members, fits, runs, val_scores,
+                                           test_set, thresholds,
+                                           config['input'], options)
+    metrics['fold_summary'] = {
+        split: metrics_lib.summarize_runs(
+            [m[split] for m in metrics['fold_models']])
+        for split in ('validation', 'test') if test_set is not None or
+        split == 'validation'}
 
   model.save(os.path.join(model_dir, model_dir_lib.MODEL_FILE))
-  labels_lib.save_label_map(labels,
-                            os.path.join(model_dir, model_dir_lib.LABELS_FILE))
+  labels_lib.write_label_map(labels,
+                             os.path.join(model_dir, model_dir_lib.LABELS_FILE))
   model_dir_lib.write_json(
       os.path.join(model_dir, model_dir_lib.THRESHOLDS_FILE),
       thresholds.to_json())
+  history = (fits[0].history if folds == 1 else
+             [dict(record, fold=k + 1) for k, f in enumerate(fits)
+              for record in f.history])
   model_dir_lib.write_json(
-      os.path.join(model_dir, model_dir_lib.HISTORY_FILE), result.history)
+      os.path.join(model_dir, model_dir_lib.HISTORY_FILE), history)
   model_dir_lib.write_json(
       os.path.join(model_dir, model_dir_lib.CONFIG_FILE), config)
   metrics['total_seconds'] = time.monotonic() - start
   model_dir_lib.write_json(
       os.path.join(model_dir, model_dir_lib.METRICS_FILE), metrics)
-  logging.info('saved the best model (epoch %d, validation mAP %.4f) to %s',
-               result.best_epoch, result.best_val_map, model_dir)
+  if folds == 1:
+    logging.info('saved the best model (epoch %d, validation mAP %.4f) to %s',
+                 fits[0].best_epoch, fits[0].best_val_map, model_dir)
+  else:
+    logging.info('saved the ensemble of %d fold models (out-of-fold mAP '
+                 '%.4f) to %s', folds, val_summary['mAP'], model_dir)
   return metrics
 
 
@@ -327,6 +439,10 @@ def _define_flags():
   flags.DEFINE_float('test_split', 0.0,
                      'Fraction of training clips held out as a test set.')
   flags.DEFINE_integer('split_seed', 0, 'Seed of the hashed splits.')
+  flags.DEFINE_integer('folds', 1,
+                       'K > 1: train K models on K hashed folds (each '
+                       'validated on its own fold), report mean +- std and '
+                       'save their average as one model.')
   flags.DEFINE_string('label_map', None,
                       'index,mid,display_name CSV (AudioSet '
                       'class_labels_indices.csv format).')
@@ -345,6 +461,14 @@ def _define_flags():
   flags.DEFINE_float('mixup_alpha', 0.0, 'Mixup Beta(alpha, alpha); 0: off.')
   flags.DEFINE_enum('class_weighting', 'none', list(training.CLASS_WEIGHTINGS),
                     'Weighting of positive labels by class frequency.')
+  flags.DEFINE_float('weight_decay', None,
+                     'Decoupled (AdamW) weight decay; 0: plain Adam.')
+  flags.DEFINE_float('example_dropout', None,
+                     'Training: each example of a clip is masked out with '
+                     'this probability (a clip keeps one).')
+  flags.DEFINE_float('ema_decay', 0.0,
+                     'Per-step decay of a moving average of the weights, '
+                     'used for validation and saving; 0: off.')
   flags.DEFINE_bool('balanced_sampling', False,
                     'Sample clips by the rarity of their classes.')
   flags.DEFINE_integer('patience', 4, 'Early-stopping patience in epochs.')
@@ -380,11 +504,44 @@ def _define_flags():
                     'SpecAugment-style masking when fine-tuning.')
   flags.DEFINE_enum('short_clip_policy', 'pad', ['drop', 'pad', 'repeat'],
                     'Audio shorter than one example (fine-tuning).')
+  flags.DEFINE_string('example_store', None,
+                      'Directory of the fine-tuning audio\'s log-mel examples, '
+                      'computed once and reused by later runs with the same '
+                      'frontend settings (default: MODEL_DIR/example_store).')
   flags.DEFINE_bool('allow_tf32', False,
                     'Fine-tune with TensorFloat-32 on Ampere and later GPUs: '
                     'faster, embeddings off by ~1e-3 relative (default: off).')
   flags.DEFINE_bool('progress', True, 'Show a progress bar per epoch.')
   flags.mark_flags_as_required(['label_map', 'model_dir'])
+
+
+_PRINTED = ('mAP', 'lwlrap', 'AUC', 'd_prime', 'micro_f1', 'macro_f1')
+
+
+def _print_summary(metrics):
+  """The figures of `train`'s metrics on stdout (the CLI's report)."""
+  if metrics['folds'] == 1:
+    print(f'best epoch {metrics["best_epoch"]} of {metrics["epochs_run"]}, '
+          f'training {metrics["train_seconds"]:.0f} s, total '
+          f'{metrics["total_seconds"]:.0f} s')
+  else:
+    epochs = ', '.join(str(m['best_epoch']) for m in metrics['fold_models'])
+    print(f'{metrics["folds"]} fold models (best epochs {epochs}), training '
+          f'{metrics["train_seconds"]:.0f} s, total '
+          f'{metrics["total_seconds"]:.0f} s')
+    for split, summary in metrics['fold_summary'].items():
+      print(f'{split}, one fold model: ' + '  '.join(
+          f'{key} {summary[key]["mean"]:.4f} +- {summary[key]["std"]:.4f}'
+          for key in _PRINTED if key in summary))
+  names = {'validation': ('validation' if metrics['folds'] == 1 else
+                          'validation, out of fold'),
+           'test': 'test' if metrics['folds'] == 1 else 'test, ensemble'}
+  for split in ('validation', 'test'):
+    if split in metrics:
+      m = metrics[split]
+      print(f'{names[split]}: ' + '  '.join(
+          f'{key} {m[key]:.4f}' for key in _PRINTED) +
+            f'  ({m["num_clips"]} clips)')
 
 
 def main(argv):
@@ -396,7 +553,8 @@ def main(argv):
               HEAD_TRAINING_DEFAULTS)
   loop = dict(defaults)
   for key in ('epochs', 'batch_size', 'learning_rate',
-              'backbone_learning_rate', 'max_examples'):
+              'backbone_learning_rate', 'max_examples', 'weight_decay',
+              'example_dropout'):
     if getattr(FLAGS, key) is not None:
       loop[key] = getattr(FLAGS, key)
   options = training.TrainOptions(
@@ -404,6 +562,7 @@ def main(argv):
       label_smoothing=FLAGS.label_smoothing, mixup_alpha=FLAGS.mixup_alpha,
       class_weighting=FLAGS.class_weighting,
       balanced_sampling=FLAGS.balanced_sampling, patience=FLAGS.patience,
+      ema_decay=FLAGS.ema_decay,
       seed=FLAGS.seed, verbose=FLAGS.progress, **loop)
   head_options = {key: getattr(FLAGS, key) for key in (
       'hidden_units', 'num_layers', 'dropout', 'input_dropout')}
@@ -424,17 +583,9 @@ def main(argv):
       checkpoint=checkpoint, train_csv=FLAGS.train_csv,
       eval_csv=FLAGS.eval_csv, audio_dir=FLAGS.audio_dir, freeze=FLAGS.freeze,
       spec_augment=FLAGS.spec_augment,
-      short_clip_policy=FLAGS.short_clip_policy, allow_tf32=FLAGS.allow_tf32)
-  print(f'best epoch {metrics["best_epoch"]} of {metrics["epochs_run"]}, '
-        f'training {metrics["train_seconds"]:.0f} s, total '
-        f'{metrics["total_seconds"]:.0f} s')
-  for split in ('validation', 'test'):
-    if split in metrics:
-      m = metrics[split]
-      print(f'{split}: mAP {m["mAP"]:.4f}  lwlrap {m["lwlrap"]:.4f}  '
-            f'AUC {m["AUC"]:.4f}  d_prime {m["d_prime"]:.3f}  '
-            f'micro_f1 {m["micro_f1"]:.4f}  macro_f1 {m["macro_f1"]:.4f}  '
-            f'({m["num_clips"]} clips)')
+      short_clip_policy=FLAGS.short_clip_policy, allow_tf32=FLAGS.allow_tf32,
+      example_store=FLAGS.example_store, folds=FLAGS.folds)
+  _print_summary(metrics)
   print(f'model directory: {FLAGS.model_dir}')
 
 

@@ -1,5 +1,5 @@
-"""The training loop shared by heads and fine-tuning: mini-batches from memory,
-binary cross-entropy, mixup, two learning rates, early stopping on validation mAP.
+"""The training loop shared by heads and fine-tuning: mini-batches from memory
+or streamed from an example store (`ClipSource`), binary cross-entropy, mixup, two learning rates, early stopping on validation mAP.
 
 A custom loop rather than `Model.fit`: fine-tuning needs a smaller learning
 rate for the backbone than for the head (Keras optimizers take one rate), and
@@ -15,14 +15,13 @@ import math
 import os
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Protocol, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from classifier import data as data_lib
 from classifier import metrics as metrics_lib
 
 CLASS_WEIGHTINGS = ('none', 'inverse_sqrt')
@@ -58,6 +57,13 @@ class TrainOptions:
       of this many examples (None: no limit).
     eval_examples_per_batch: padded examples per validation step (None:
       `Predictor`'s default for the input).
+    weight_decay: decoupled weight decay of AdamW (0: plain Adam).
+    ema_decay: > 0 keeps an exponential moving average of the weights with
+      this decay per step (Polyak averaging); validation, early stopping and
+      the saved model then use the averaged weights. 0 disables it.
+    example_dropout: in training, each real example of a clip is masked out
+      with this probability (a clip keeps at least one): the model cannot
+      rely on any one second of the clip.
     seed: seeds batching, dropout, mixup and initialization.
     verbose: show a progress bar per epoch (on stdout).
   """
@@ -73,6 +79,9 @@ class TrainOptions:
   patience: int = 4
   max_examples: Optional[int] = None
   eval_examples_per_batch: Optional[int] = None
+  weight_decay: float = 0.0
+  ema_decay: float = 0.0
+  example_dropout: float = 0.0
   seed: int = 0
   verbose: bool = True
 
@@ -93,6 +102,13 @@ class TrainOptions:
                        f'got {self.class_weighting!r}')
     if self.patience < 1:
       raise ValueError(f'patience must be >= 1, got {self.patience}')
+    if self.weight_decay < 0:
+      raise ValueError(f'weight_decay must be >= 0, got {self.weight_decay}')
+    if not 0 <= self.ema_decay < 1:
+      raise ValueError(f'ema_decay must lie in [0, 1), got {self.ema_decay}')
+    if not 0 <= self.example_dropout < 1:
+      raise ValueError('example_dropout must lie in [0, 1), got '
+                       f'{self.example_dropout}')
     if self.max_examples is not None and self.max_examples < 1:
       raise ValueError(f'max_examples must be >= 1, got {self.max_examples}')
 
@@ -174,6 +190,53 @@ def _scalar(name, value, step):
                    metadata=metadata)
 
 
+def _optimizer(peak_rate, total_steps, warmup_steps, options, variables):
+  """Adam, or AdamW with `options.weight_decay`, on the cosine schedule.
+
+  With `options.ema_decay` the optimizer also keeps the weights' moving
+  average (Keras' `use_ema`); `_AveragedWeights` swaps it in for validation.
+  """
+  schedule = _CosineSchedule(peak_rate, total_steps, warmup_steps)
+  ema = dict(use_ema=options.ema_decay > 0,
+             ema_momentum=options.ema_decay or 0.99)
+  if options.weight_decay > 0:
+    optimizer = keras.optimizers.AdamW(schedule,
+                                       weight_decay=options.weight_decay,
+                                       **ema)
+    # Biases and normalization parameters are not decayed.
+    optimizer.exclude_from_weight_decay(var_names=['bias', 'gamma', 'beta'])
+  else:
+    optimizer = keras.optimizers.Adam(schedule, **ema)
+  optimizer.build(variables)
+  return optimizer
+
+
+class _AveragedWeights:
+  """Context manager: the optimizers' moving averages in the model's weights.
+
+  Inside, the trainable variables hold their moving averages (a no-op without
+  EMA); on exit the training values are restored, so training continues
+  from where it was.
+  """
+
+  def __init__(self, optimizers):
+    self._optimizers = [(opt, variables) for opt, variables in optimizers
+                        if opt.use_ema]
+
+  def __enter__(self):
+    self._saved = [[np.array(v) for v in variables]
+                   for _, variables in self._optimizers]
+    for opt, variables in self._optimizers:
+      opt.finalize_variable_values(variables)
+    return self
+
+  def __exit__(self, *exc_info):
+    for (_, variables), saved in zip(self._optimizers, self._saved):
+      for variable, value in zip(variables, saved):
+        variable.assign(value)
+    return False
+
+
 def _bce(targets, probabilities, weights):
   """Mean binary cross-entropy; `weights` [num_classes] scale positives."""
   p = tf.clip_by_value(probabilities, _EPSILON, 1.0 - _EPSILON)
@@ -182,11 +245,46 @@ def _bce(targets, probabilities, weights):
   return tf.reduce_mean(loss)
 
 
-class Predictor:
-  """Batched, padded inference of a clip model over a ClipSet.
+class ClipSource(Protocol):
+  """What `fit` and `Predictor` read clips from.
 
-  Clips are sorted by length so that little is padded, and batched by a
-  budget of padded examples rather than of clips: an example is 128 floats
+  `classifier.data.ClipSet` (in memory: heads on embeddings) and
+  `classifier.example_store.ExampleStore` (streamed from disk: fine-tuning)
+  both offer it. Batches are numpy arrays or tensors.
+
+  Attributes:
+    ids: [num_clips] clip ids.
+    labels: [num_clips, num_classes] float32 0/1.
+    num_examples: [num_clips] int64.
+  """
+  ids: np.ndarray
+  labels: np.ndarray
+  num_examples: np.ndarray
+
+  def __len__(self) -> int:
+    ...
+
+  def subset(self, indices) -> 'ClipSource':
+    """The clips at `indices` (ints or a boolean mask)."""
+
+  def training_batches(self, batch_size: int, max_examples: Optional[int],
+                       rng: np.random.Generator,
+                       sampling: Optional[np.ndarray] = None) -> Iterator:
+    """One epoch, ceil(num_clips / batch_size) batches (features [b, t,
+    ...], mask [b, t], labels [b, C]): random order (or `sampling`
+    probabilities, with replacement), clips cut to random windows of
+    `max_examples`."""
+
+  def inference_batches(self, examples_per_batch: int) -> Iterator:
+    """Every clip once, whole: (clip indices [b], features [b, t, ...],
+    mask [b, t]), about `examples_per_batch` padded examples a batch."""
+
+
+class Predictor:
+  """Batched, padded inference of a clip model over a `ClipSource`.
+
+  The source groups clips by length so that little is padded, and batches
+  by a budget of padded examples rather than of clips: an example is 128 floats
   for a head but a whole VGGish forward pass (about 100 MB of activations
   in the conv stack) for a fine-tuned model.
 
@@ -210,40 +308,27 @@ class Predictor:
     return self._model({self._input_name: features, 'mask': mask},
                        training=False)
 
-  def _batches(self, lengths):
-    order = np.argsort(lengths, kind='stable')
-    batch = []
-    for i in order:
-      longest = max(1, int(lengths[i]))  # Sorted: the newest is the longest.
-      if batch and (len(batch) + 1) * longest > self._budget:
-        yield batch
-        batch = []
-      batch.append(i)
-    if batch:
-      yield batch
-
-  def __call__(self, clip_set: data_lib.ClipSet) -> np.ndarray:
+  def __call__(self, clip_set: 'ClipSource') -> np.ndarray:
     """[num_clips, num_classes] float32 probabilities."""
     num_classes = self._model.output_shape[-1]
     scores = np.zeros((len(clip_set), num_classes), np.float32)
-    for indices in self._batches(clip_set.num_examples):
-      indices = np.asarray(indices)
-      features, mask = clip_set.padded_batch(indices)
-      scores[indices] = self._fn(tf.constant(features),
-                                 tf.constant(mask)).numpy()
+    for indices, features, mask in clip_set.inference_batches(self._budget):
+      scores[indices] = self._fn(tf.convert_to_tensor(features),
+                                 tf.convert_to_tensor(mask)).numpy()
     return scores
 
 
-def fit(model: keras.Model, train_set: data_lib.ClipSet,
-        val_set: data_lib.ClipSet, input_name: str, options: TrainOptions,
+def fit(model: keras.Model, train_set: ClipSource,
+        val_set: ClipSource, input_name: str, options: TrainOptions,
         backbone_variables: Sequence = (), log_dir: Optional[str] = None
         ) -> FitResult:
   """Trains `model` in place; it ends holding the best epoch's weights.
 
   Args:
     model: a clip model ({input_name, 'mask'} -> probabilities).
-    train_set: training clips (clips without examples are skipped).
-    val_set: validation clips, for early stopping on mAP.
+    train_set: training clips (clips without examples are skipped): a
+      `data.ClipSet` in memory or an `example_store.ExampleStore` on disk.
+    val_set: validation clips, for early stopping on mAP (either kind).
     input_name: 'embeddings' or 'examples'.
     options: hyperparameters.
     backbone_variables: the model's variables that train at
@@ -281,24 +366,33 @@ def fit(model: keras.Model, train_set: data_lib.ClipSet,
   body_vars = [v for v in trainable if id(v) in backbone_ids]
   if not trainable:
     raise ValueError('the model has no trainable weights')
-  head_opt = keras.optimizers.Adam(
-      _CosineSchedule(options.learning_rate, total_steps, warmup_steps))
-  head_opt.build(head_vars)
+  head_opt = _optimizer(options.learning_rate, total_steps, warmup_steps,
+                        options, head_vars)
   body_opt = None
   if body_vars:
     body_rate = (options.learning_rate if options.backbone_learning_rate is
                  None else options.backbone_learning_rate)
-    body_opt = keras.optimizers.Adam(
-        _CosineSchedule(body_rate, total_steps, warmup_steps))
-    body_opt.build(body_vars)
+    body_opt = _optimizer(body_rate, total_steps, warmup_steps, options,
+                          body_vars)
+  optimizers = [(head_opt, head_vars)] + ([(body_opt, body_vars)]
+                                          if body_opt is not None else [])
 
   weights = tf.constant(
       positive_weights(train_set.labels, options.class_weighting))
   smoothing = float(options.label_smoothing)
   alpha = float(options.mixup_alpha)
   mixup_seed = keras.random.SeedGenerator(options.seed + 1)
+  example_dropout = float(options.example_dropout)
+  dropout_seed = keras.random.SeedGenerator(options.seed + 2)
 
   def train_step(features, mask, targets):
+    if example_dropout > 0:
+      kept = mask * tf.cast(
+          keras.random.uniform(tf.shape(mask), seed=dropout_seed) >=
+          example_dropout, mask.dtype)
+      # A clip that lost every example keeps them all.
+      mask = tf.where(tf.reduce_sum(kept, axis=1, keepdims=True) > 0, kept,
+                      mask)
     if alpha > 0:
       batch = tf.shape(features)[0]
       lam = keras.random.beta((batch,), alpha, alpha, seed=mixup_seed)
@@ -340,10 +434,8 @@ def fit(model: keras.Model, train_set: data_lib.ClipSet,
   progress_mode = 1 if sys.stdout.isatty() else 2
   for epoch in range(1, options.epochs + 1):
     epoch_start = time.monotonic()
-    if sampling is None:
-      order = rng.permutation(len(train_set))
-    else:
-      order = rng.choice(len(train_set), size=len(train_set), p=sampling)
+    batches = train_set.training_batches(options.batch_size,
+                                         options.max_examples, rng, sampling)
     bar = (keras.utils.Progbar(steps_per_epoch, verbose=progress_mode,
                                unit_name='step',
                                stateful_metrics=_BAR_METRICS)
@@ -353,13 +445,10 @@ def fit(model: keras.Model, train_set: data_lib.ClipSet,
       sys.stdout.write(f'Epoch {epoch}/{options.epochs}\n')
       sys.stdout.flush()
     losses = []
-    for step in range(steps_per_epoch):
-      indices = order[step * options.batch_size:(step + 1) *
-                      options.batch_size]
-      features, mask = train_set.padded_batch(indices, options.max_examples,
-                                              rng)
-      loss = float(train_fn(tf.constant(features), tf.constant(mask),
-                            tf.constant(train_set.labels[indices])))
+    for step, (features, mask, targets) in enumerate(batches):
+      loss = float(train_fn(tf.convert_to_tensor(features),
+                            tf.convert_to_tensor(mask),
+                            tf.convert_to_tensor(targets)))
       if not math.isfinite(loss):
         raise FloatingPointError(
             f'the training loss became {loss} at epoch {epoch}, step '
@@ -369,14 +458,16 @@ def fit(model: keras.Model, train_set: data_lib.ClipSet,
         bar.update(step + 1, [('loss', float(np.mean(losses)))],
                    finalize=False)
 
-    val_scores = predictor(val_set)
+    with _AveragedWeights(optimizers):
+      val_scores = predictor(val_set)
+      improved_weights = [np.array(w) for w in model.get_weights()]
     val_map = metrics_lib.mean_average_precision(val_set.labels, val_scores)
     val_loss = float(_bce(tf.constant(val_set.labels),
                           tf.constant(val_scores), 1.0))
     improved = val_map > best_map + 1e-5
     if improved:
       best_map, best_epoch, stale = val_map, epoch, 0
-      best_weights = [np.array(w) for w in model.get_weights()]
+      best_weights = improved_weights
     else:
       stale += 1
     rate = float(head_opt.learning_rate)

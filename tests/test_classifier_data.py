@@ -1,12 +1,12 @@
-"""classifier.labels and classifier.data: label maps, splits, clips from records."""
+"""classifier.data: splits, clips from records and audio (label maps: test_labels.py)."""
 
 import numpy as np
 import pytest
 
 from classifier import data
-from classifier import labels as labels_lib
 from classifier import synthetic
 from conftest import shared_real_path
+from vggish import labels as labels_lib
 
 NAMES = ('Speech', 'Male speech, man speaking', 'Dog', 'Bark')
 
@@ -16,41 +16,6 @@ def label_map_path(tmp_path):
   path = tmp_path / 'labels.csv'
   synthetic.write_label_map(path, NAMES)
   return path
-
-
-def test_label_map_round_trip_and_encode(label_map_path, tmp_path):
-  label_map = labels_lib.load_label_map(label_map_path)
-  assert label_map.display_names == NAMES
-  # A display name containing a comma stays whole; mids work too.
-  assert label_map.encode('Dog,Male speech, man speaking') == [1, 2]
-  assert label_map.encode('/m/synthetic3,Speech') == [0, 3]
-  assert label_map.encode('') == []
-  with pytest.raises(ValueError, match='unknown label'):
-    label_map.encode('Cat')
-  copy = tmp_path / 'copy.csv'
-  labels_lib.save_label_map(label_map, copy)
-  assert labels_lib.load_label_map(copy) == label_map
-
-
-def test_label_map_rejects_bad_files(tmp_path):
-  bad = tmp_path / 'bad.csv'
-  bad.write_text('id,name\n0,x\n')
-  with pytest.raises(ValueError, match='columns'):
-    labels_lib.load_label_map(bad)
-  # Output columns need indices 0..n-1.
-  bad.write_text('index,mid,display_name\n1,/m/a,A\n')
-  with pytest.raises(ValueError, match='0, 1'):
-    labels_lib.load_label_map(bad)
-  with pytest.raises(ValueError, match='does not exist'):
-    labels_lib.load_label_map(tmp_path / 'missing.csv')
-
-
-def test_multi_hot_rejects_out_of_range(label_map_path):
-  label_map = labels_lib.load_label_map(label_map_path)
-  np.testing.assert_array_equal(label_map.multi_hot([[0, 2], []]),
-                                [[1, 0, 1, 0], [0, 0, 0, 0]])
-  with pytest.raises(ValueError, match='outside the label map'):
-    label_map.multi_hot([[4]])
 
 
 def test_split_assignment_is_a_stable_hash():
@@ -71,7 +36,7 @@ def test_split_assignment_is_a_stable_hash():
 
 def _clip_set():
   clips = [np.full((n, 2), i, np.float32) for i, n in enumerate([3, 1, 0, 2])]
-  label_map = labels_lib.LabelMap(mids=('a', 'b'), display_names=('A', 'B'))
+  label_map = labels_lib.LabelMap(((0, 'a', 'A'), (1, 'b', 'B')))
   return data.from_clips(['c0', 'c1', 'c2', 'c3'], clips,
                          [[0], [1], [], [0, 1]], label_map, (2,))
 
@@ -98,7 +63,7 @@ def test_load_records_round_trip(tmp_path, label_map_path, embedding_format):
                                                      seed=1)
   synthetic.write_embedding_records(tmp_path / 'a.tfrecord', ids, clips,
                                     label_lists, embedding_format)
-  label_map = labels_lib.load_label_map(label_map_path)
+  label_map = labels_lib.read_classes(label_map_path)
   clip_set, info = data.load_records(str(tmp_path / '*.tfrecord'), label_map)
   assert info.embedding_format == embedding_format
   assert info.example_hop_seconds == pytest.approx(0.96)
@@ -116,13 +81,13 @@ def test_load_records_round_trip(tmp_path, label_map_path, embedding_format):
 def test_load_records_rejects_labels_outside_the_map(tmp_path):
   synthetic.write_embedding_records(
       tmp_path / 'a.tfrecord', ['x'], [np.zeros((1, 128), np.float32)], [[7]])
-  label_map = labels_lib.LabelMap(mids=('a',), display_names=('A',))
+  label_map = labels_lib.LabelMap(((0, 'a', 'A'),))
   with pytest.raises(ValueError, match='outside the label map'):
     data.load_records(str(tmp_path / 'a.tfrecord'), label_map)
 
 
 def test_read_audio_csv(tmp_path, label_map_path):
-  label_map = labels_lib.load_label_map(label_map_path)
+  label_map = labels_lib.read_classes(label_map_path)
   for name in ('a.wav', 'b.wav'):
     (tmp_path / name).write_bytes(b'')
   path = tmp_path / 'train.csv'
@@ -141,7 +106,7 @@ def test_read_audio_csv(tmp_path, label_map_path):
 def test_real_audioset_records_load():
   """A few released AudioSet shards: uint8, 0.96 s hop, labels in 527 classes."""
   shards = sorted(shared_real_path('audioset_bal_train').glob('*.tfrecord'))[:20]
-  label_map = labels_lib.load_label_map(
+  label_map = labels_lib.read_classes(
       shared_real_path('class_labels_indices.csv'))
   assert len(label_map) == 527
   clip_set, info = data.load_records([str(p) for p in shards], label_map)
@@ -156,7 +121,7 @@ def test_real_audioset_records_load():
 
 def test_load_audio_leaves_out_unreadable_files(tmp_path):
   import soundfile as sf  # pylint: disable=import-outside-toplevel
-  label_map = labels_lib.LabelMap(mids=('', ''), display_names=('a', 'b'))
+  label_map = labels_lib.build_label_map(['a', 'b'])
   t = np.arange(24000) / 16000.0
   sf.write(tmp_path / 'good.wav', 0.5 * np.sin(2 * np.pi * 440 * t), 16000)
   (tmp_path / 'bad.wav').write_bytes(b'RIFF0000WAVEnot audio')

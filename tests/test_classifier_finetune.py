@@ -75,3 +75,27 @@ def test_freeze_choices(recipe_checkpoint):
   assert model.trainable_variables
   with pytest.raises(ValueError, match='freeze must be one of'):
     finetune.freeze_backbone(backbone, 'fc')
+
+
+def test_finetune_folds_stream_and_save_one_ensemble(tone_noise,
+                                                     recipe_checkpoint,
+                                                     tmp_path):
+  """--finetune --folds 2: both fold models stream from one example store."""
+  out = tmp_path / 'folds'
+  options = training.TrainOptions(epochs=2, batch_size=8, learning_rate=3e-3,
+                                  verbose=False, seed=0)
+  metrics = train.train(
+      label_map=tone_noise['label_map'], model_dir=str(out), finetune=True,
+      checkpoint=str(recipe_checkpoint), train_csv=tone_noise['train_csv'],
+      head='mean_mlp', head_options={'hidden_units': 16, 'num_layers': 1},
+      freeze='all', folds=2, test_split=0.25, split_seed=3, options=options)
+  assert metrics['folds'] == 2 and len(metrics['fold_models']) == 2
+  assert metrics['num_validation_clips'] + metrics['num_test_clips'] == 40
+  loaded = model_dir.load(out)
+  assert [layer.name for layer in loaded.model.layers
+          if layer.name.startswith('fold')] == ['fold1', 'fold2']
+  # The saved ensemble scores the held-out clips as training measured them.
+  summary = evaluate.evaluate(out, csv_path=tone_noise['train_csv'],
+                              split='test', output_dir=str(tmp_path / 'eval'))
+  assert summary['num_clips'] == metrics['num_test_clips']
+  assert summary['mAP'] == pytest.approx(metrics['test']['mAP'], abs=1e-5)

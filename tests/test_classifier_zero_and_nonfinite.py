@@ -17,12 +17,12 @@ import tensorflow as tf
 from classifier import data
 from classifier import evaluate
 from classifier import heads
-from classifier import labels as labels_lib
 from classifier import model_dir
 from classifier import predict
 from classifier import synthetic
 from classifier import train
 from classifier import training
+from vggish import labels as labels_lib
 from vggish.params import DEFAULT_PARAMS
 
 SMALL_PARAMS = dict(example_window_seconds=0.16, num_mel_bins=16, embedding_size=32)
@@ -56,7 +56,7 @@ def test_load_records_refuses_nan_and_inf_embeddings_naming_the_clips(tmp_path):
   clips[1][0, 3] = np.nan
   clips[4][-1, 0] = -np.inf
   path = _write_records_bypassing_checks(tmp_path / 'bad.tfrecord', ids, clips, label_lists)
-  label_map = labels_lib.LabelMap(mids=('a', 'b'), display_names=('A', 'B'))
+  label_map = labels_lib.LabelMap(((0, 'a', 'A'), (1, 'b', 'B')))
   with pytest.raises(ValueError, match=f'2 clip.*{ids[1]}, {ids[4]}'):
     data.load_records(path, label_map)
 
@@ -64,7 +64,7 @@ def test_load_records_refuses_nan_and_inf_embeddings_naming_the_clips(tmp_path):
 def test_nonfinite_clip_ids_and_describe_ids():
   clips = [np.zeros((2, 3), np.float32), np.zeros((0, 3), np.float32),
            np.array([[0, np.inf, 0]], np.float32), np.array([[1, 2, 3], [np.nan] * 3], np.float32)]
-  label_map = labels_lib.LabelMap(mids=('a',), display_names=('A',))
+  label_map = labels_lib.LabelMap(((0, 'a', 'A'),))
   clip_set = data.from_clips(['a', 'empty', 'c', 'd'], clips, [[], [], [], []], label_map, (3,))
   assert data.nonfinite_clip_ids(clip_set) == ['c', 'd']
   assert data.describe_ids([f'x{i}' for i in range(7)]) == 'x0, x1, x2, x3, x4 and 2 more'

@@ -1,10 +1,11 @@
-"""Tests of input discovery, ids, the Freesound CSV and label maps (vggish.corpus)."""
+"""Tests of input discovery, ids, the Freesound CSV and input labels (vggish.corpus)."""
 
 import os
 
 import pytest
 
 from vggish import corpus
+from vggish import labels
 
 
 def _touch(path, content=b'x'):
@@ -154,34 +155,6 @@ AUDIOSET_MAP = ('index,mid,display_name\n'
                 '3,/m/05tny_,"Bark"\n')
 
 
-def test_read_label_map_audioset_format(tmp_path):
-  path = tmp_path / 'labels.csv'
-  path.write_text(AUDIOSET_MAP)
-  label_map = corpus.read_label_map(path)
-  assert len(label_map) == 4
-  assert label_map.display_names[1] == 'Male speech, man speaking'
-  lookup = label_map.lookup()
-  assert lookup['Bark'] == 3 and lookup['/m/0bt9lr'] == 2
-
-
-def test_read_label_map_rejects_other_formats(tmp_path):
-  path = tmp_path / 'labels.csv'
-  path.write_text('id,name\n0,Bark\n')
-  with pytest.raises(ValueError, match='index,mid,display_name'):
-    corpus.read_label_map(path)
-  path.write_text('index,mid,display_name\nzero,/m/x,X\n')
-  with pytest.raises(ValueError, match='not an integer'):
-    corpus.read_label_map(path)
-
-
-def test_labels_with_commas_match_greedily():
-  lookup = {'Male speech, man speaking': 1, 'Male speech': 7, 'Dog': 2}
-  indices, unknown = corpus.match_labels(
-      ('Male speech', 'man speaking', 'Dog', 'Dog', 'Kazoo'), lookup)
-  assert indices == (1, 2)
-  assert unknown == ('Kazoo',)
-
-
 def test_unknown_label_fails_that_input_only(tmp_path):
   path = tmp_path / 'labels.csv'
   path.write_text(AUDIOSET_MAP)
@@ -206,7 +179,7 @@ def test_built_label_map_is_sorted_written_and_extended_on_resume(tmp_path):
   resolved, label_map = corpus.prepare_labels(first, out)
   assert label_map.display_names == ('Bark', 'Meow')
   assert [item.label_indices for item in resolved] == [(1, 0), (0,)]
-  written = corpus.read_label_map(out / corpus.LABEL_MAP_NAME)
+  written = labels.read_label_map(out / corpus.LABEL_MAP_NAME)
   assert written == label_map
   # A later run with a new name keeps the old indices and appends the new one,
   # even though 'Applause' sorts first: records already written stay valid.
@@ -214,7 +187,7 @@ def test_built_label_map_is_sorted_written_and_extended_on_resume(tmp_path):
   resolved, label_map = corpus.prepare_labels(second, out)
   assert label_map.display_names == ('Bark', 'Meow', 'Applause')
   assert resolved[2].label_indices == (2,)
-  assert corpus.read_label_map(out / corpus.LABEL_MAP_NAME) == label_map
+  assert labels.read_label_map(out / corpus.LABEL_MAP_NAME) == label_map
 
 
 def test_no_labels_no_map(tmp_path):

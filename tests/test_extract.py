@@ -16,6 +16,7 @@ import soundfile
 from conftest import GOLDEN_NAMES, golden_audio_path, load_golden, write_tone
 from vggish import corpus
 from vggish import extractor
+from vggish import labels
 from vggish import manifest as manifest_lib
 from vggish import records
 from vggish.params import DEFAULT_PARAMS
@@ -120,7 +121,7 @@ def test_schema_round_trip_with_labels_csv_and_hop(embedder, tmp_path):
   assert result.all_ok and result.num_examples == 3 + 2
 
   assert label_map.display_names == ('Bark', 'Dog', 'Meow')
-  assert corpus.read_label_map(out / corpus.LABEL_MAP_NAME) == label_map
+  assert labels.read_label_map(out / corpus.LABEL_MAP_NAME) == label_map
   got = _records(out)
   dog, cat = got['dog'], got['cats/cat']
   np.testing.assert_array_equal(dog[records.LABELS], [1, 0])

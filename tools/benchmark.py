@@ -32,6 +32,13 @@ bytes from the faithful path, on the golden inputs' audio and a generated
 corpus (vggish/fidelity.py), and the model's speed in bfloat16 against
 float32, measured side by side.
 
+  python -m tools.benchmark --finetune [--finetune_clips 100,400] [--seconds 10]
+
+Fine-tuning from the example store: training examples/s with --freeze conv
+and --freeze none (the whole network), and each process's peak RSS for every
+corpus size, to show that memory stays flat as the corpus grows (see
+classifier/finetune_benchmark.py). --batch_size is the training batch.
+
 One core: taskset -c 0 python -m tools.benchmark. With a GPU the device line
 names it, the ceiling sweep adds batch sizes 128-512, and --frontend tf
 measures (c) with the in-graph frontend.
@@ -85,6 +92,15 @@ _COMPARE = flags.DEFINE_bool(
 _PCA_PARAMS = flags.DEFINE_string(
     'pca_params', None, 'PCA file for --whole_process and --compare_fast_modes '
     '(default: a synthetic one; the timings do not depend on it).')
+_FINETUNE = flags.DEFINE_bool(
+    'finetune', False, 'Instead: fine-tuning examples/s (--freeze conv and none) '
+    'and peak RSS per corpus size, streamed from the example store '
+    '(classifier/finetune_benchmark.py).')
+_FINETUNE_CLIPS = flags.DEFINE_list(
+    'finetune_clips', ['100', '400'], 'Corpus sizes of --finetune (each >= 16).')
+_FINETUNE_EPOCHS = flags.DEFINE_integer(
+    'finetune_epochs', 2, 'Epochs per --finetune run; the first is not timed.',
+    lower_bound=2)
 _WORK_DIR = flags.DEFINE_string(
     'work_dir', None, 'Scratch directory (default: a temporary one, deleted).')
 
@@ -101,6 +117,9 @@ def main(argv):
     return 2
   if _BEAM.value:
     return _beam_benchmark()
+  if _FINETUNE.value:
+    with tempfile.TemporaryDirectory(prefix='vggish_benchmark_') as work_dir:
+      return _finetune_benchmark(_WORK_DIR.value or work_dir)
   if _WHOLE_PROCESS.value or _COMPARE.value:
     with tempfile.TemporaryDirectory(prefix='vggish_benchmark_') as work_dir:
       work_dir = _WORK_DIR.value or work_dir
@@ -119,6 +138,26 @@ def main(argv):
     else:
       with tempfile.TemporaryDirectory(prefix='vggish_benchmark_') as work_dir:
         result = benchmark.run_benchmark(work_dir, **kwargs)
+  except ValueError as e:
+    return cli.report_error(e)
+  print(result.report())
+  return 0
+
+
+def _finetune_benchmark(work_dir):
+  from classifier import finetune_benchmark  # pylint: disable=g-import-not-at-top
+  try:
+    sizes = [int(n) for n in _FINETUNE_CLIPS.value]
+  except ValueError:
+    print(f'error: --finetune_clips must be integers, got {_FINETUNE_CLIPS.value}',
+          file=sys.stderr)
+    return 2
+  os.makedirs(work_dir, exist_ok=True)
+  checkpoint = _model_files(work_dir)[0]
+  try:
+    result = finetune_benchmark.run_finetune_benchmark(
+        work_dir, checkpoint, corpus_sizes=sizes, seconds=_SECONDS.value,
+        batch_size=_BATCH_SIZE.value, epochs=_FINETUNE_EPOCHS.value)
   except ValueError as e:
     return cli.report_error(e)
   print(result.report())

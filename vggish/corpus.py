@@ -20,14 +20,12 @@ with the same id are rejected up front rather than silently overwriting each
 other's rows. The same file reached twice (a directory and a glob inside it) is
 kept once, under its first id.
 
-Labels are mapped to int64 indices with a label map in AudioSet's
-`class_labels_indices.csv` format (`index,mid,display_name`). A label matches an
-entry's `display_name`, else its `mid`. AudioSet names may themselves contain
-commas ("Male speech, man speaking"), so a labels field is matched greedily:
-the longest run of comma-separated pieces that names an entry wins. Without a
-given map, one is built from the CSV's label names (sorted, indices from 0) and
-written next to the output; a resumed run extends that file rather than
-renumbering it, so the indices already written stay valid.
+Labels are mapped to int64 indices with a `vggish.labels.LabelMap` (AudioSet's
+`class_labels_indices.csv` format and its matching rules: display name, else
+mid; names containing commas matched whole). Without a given map, one is built
+from the CSV's label names (sorted, indices from 0) and written next to the
+output; a resumed run extends that file rather than renumbering it, so the
+indices already written stay valid.
 """
 
 import csv
@@ -41,12 +39,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from vggish import audio_io
 from vggish import files as files_lib
+from vggish import labels as labels_lib
 
 PathLike = Union[str, os.PathLike]
 
 # The label map written next to the output when none is given.
 LABEL_MAP_NAME = 'class_labels_indices.csv'
-LABEL_MAP_FIELDS = ('index', 'mid', 'display_name')
 _GLOB_CHARS = frozenset('*?[')
 
 
@@ -324,131 +322,7 @@ def read_input_csv(csv_path: PathLike,
   return inputs
 
 
-@dataclasses.dataclass(frozen=True)
-class LabelMap:
-  """Class indices, names and AudioSet mids, as in `class_labels_indices.csv`.
-
-  Attributes:
-    entries: (index, mid, display_name) rows, in file order.
-  """
-  entries: Tuple[Tuple[int, str, str], ...]
-
-  def __post_init__(self):
-    indices = [index for index, _, _ in self.entries]
-    if len(set(indices)) != len(indices):
-      raise ValueError('a label map must not repeat an index')
-
-  @property
-  def display_names(self) -> Tuple[str, ...]:
-    return tuple(name for _, _, name in self.entries)
-
-  def __len__(self) -> int:
-    return len(self.entries)
-
-  def lookup(self) -> Dict[str, int]:
-    """label -> index, by display name first, then by mid."""
-    table = {mid: index for index, mid, _ in self.entries if mid}
-    table.update({name: index for index, _, name in self.entries})
-    return table
-
-  def with_names(self, names: Iterable[str]) -> 'LabelMap':
-    """This map plus the names it lacks (sorted), numbered after its last index."""
-    known = self.lookup()
-    new = sorted({n for n in names if n not in known})
-    if not new:
-      return self
-    start = max((index for index, _, _ in self.entries), default=-1) + 1
-    return LabelMap(self.entries + tuple(
-        (start + i, '', name) for i, name in enumerate(new)))
-
-
-def build_label_map(names: Iterable[str]) -> LabelMap:
-  """A label map of the distinct names, sorted, indices 0..n-1, no mids."""
-  return LabelMap(()).with_names(names)
-
-
-def read_label_map(path: PathLike,
-                   files: files_lib.LocalFiles = files_lib.LOCAL) -> LabelMap:
-  """Reads an AudioSet-format `index,mid,display_name` CSV.
-
-  Raises:
-    ValueError: the file is missing, lacks the columns, or has a bad index.
-  """
-  path = os.fspath(path)
-  if not files.isfile(path):
-    raise ValueError(f'label map {path!r} does not exist')
-  return parse_label_map(files.read_text(path), path)
-
-
-def parse_label_map(text: str, name: str) -> LabelMap:
-  """The label map in a CSV's text; `name` (its path) is for messages."""
-  reader = csv.DictReader(io.StringIO(text, newline=''))
-  fields = [field.strip() for field in reader.fieldnames or ()]
-  reader.fieldnames = fields
-  if not set(LABEL_MAP_FIELDS) <= set(fields):
-    raise ValueError(
-        f'label map {name}: expected AudioSet columns {",".join(LABEL_MAP_FIELDS)}, '
-        f'got {fields}')
-  entries = []
-  for line, row in enumerate(reader, start=2):
-    try:
-      index = int(row['index'])
-    except (TypeError, ValueError):
-      raise ValueError(
-          f'label map {name}, line {line}: index {row["index"]!r} is not an integer'
-      ) from None
-    entries.append((index, (row['mid'] or '').strip(),
-                    (row['display_name'] or '').strip()))
-  try:
-    return LabelMap(tuple(entries))
-  except ValueError as e:
-    raise ValueError(f'label map {name}: {e}') from None
-
-
-def format_label_map(label_map: LabelMap) -> str:
-  """`label_map` as the text of an `index,mid,display_name` CSV."""
-  buffer = io.StringIO()
-  writer = csv.writer(buffer)
-  writer.writerow(LABEL_MAP_FIELDS)
-  writer.writerows(label_map.entries)
-  return buffer.getvalue()
-
-
-def write_label_map(label_map: LabelMap, path: PathLike,
-                    files: files_lib.LocalFiles = files_lib.LOCAL) -> None:
-  """Writes `label_map` as `index,mid,display_name` (atomically: temp + rename)."""
-  files.write_text(os.fspath(path), format_label_map(label_map))
-
-
-def match_labels(labels: Sequence[str], lookup: Dict[str, int]
-                 ) -> Tuple[Tuple[int, ...], Tuple[str, ...]]:
-  """Maps comma-split label pieces to indices, rejoining pieces of comma names.
-
-  Args:
-    labels: the pieces of a labels field split at commas.
-    lookup: label -> index (`LabelMap.lookup()`).
-
-  Returns:
-    (indices in order without repeats, the pieces that matched nothing).
-  """
-  indices, unknown = [], []
-  i = 0
-  while i < len(labels):
-    # Longest first: "Male speech, man speaking" beats a label "Male speech".
-    for j in range(len(labels), i, -1):
-      index = lookup.get(', '.join(labels[i:j]))
-      if index is not None:
-        if index not in indices:
-          indices.append(index)
-        i = j
-        break
-    else:
-      unknown.append(labels[i])
-      i += 1
-  return tuple(indices), tuple(unknown)
-
-
-def resolve_labels(inputs: Sequence[AudioInput], label_map: LabelMap,
+def resolve_labels(inputs: Sequence[AudioInput], label_map: labels_lib.LabelMap,
                    label_map_name: str = 'the label map') -> List[AudioInput]:
   """Sets each input's `label_indices`; unknown labels make the input fail.
 
@@ -466,7 +340,7 @@ def resolve_labels(inputs: Sequence[AudioInput], label_map: LabelMap,
   lookup = label_map.lookup()
   resolved = []
   for item in inputs:
-    indices, unknown = match_labels(item.labels, lookup)
+    indices, unknown = labels_lib.match_labels(item.labels, lookup)
     error = item.error
     if unknown and error is None:
       error = (f'unknown label(s) {", ".join(map(repr, unknown))}: not a '
@@ -478,7 +352,7 @@ def resolve_labels(inputs: Sequence[AudioInput], label_map: LabelMap,
 def prepare_labels(inputs: Sequence[AudioInput], output_dir: PathLike,
                    label_map_path: Optional[PathLike] = None,
                    files: files_lib.LocalFiles = files_lib.LOCAL
-                   ) -> Tuple[List[AudioInput], Optional[LabelMap]]:
+                   ) -> Tuple[List[AudioInput], Optional[labels_lib.LabelMap]]:
   """Chooses the label map of a run and resolves every input's labels.
 
   - With `label_map_path`: that map is used as is (and not copied).
@@ -501,18 +375,19 @@ def prepare_labels(inputs: Sequence[AudioInput], output_dir: PathLike,
     ValueError: the given label map cannot be read.
   """
   if label_map_path is not None:
-    label_map = read_label_map(label_map_path, files)
+    label_map = labels_lib.read_label_map(label_map_path, files)
     return resolve_labels(inputs, label_map, os.fspath(label_map_path)), label_map
   names = [label for item in inputs for label in item.labels]
   local_path = files.join(os.fspath(output_dir), LABEL_MAP_NAME)
   present = files.exists(local_path)
   if not names and not present:
     return list(inputs), None
-  existing = read_label_map(local_path, files) if present else LabelMap(())
+  existing = (labels_lib.read_label_map(local_path, files) if present
+              else labels_lib.LabelMap(()))
   label_map = existing.with_names(names)
   if label_map is not existing or not present:
     if existing.entries:
       logging.info('adding %d new label(s) to %s', len(label_map) - len(existing),
                    local_path)
-    write_label_map(label_map, local_path, files)
+    labels_lib.write_label_map(label_map, local_path, files)
   return resolve_labels(inputs, label_map, local_path), label_map
