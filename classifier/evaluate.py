@@ -46,6 +46,11 @@ def _select_split(clip_set, config, split):
   if split is None:
     return clip_set
   fractions = config.get('split') or {}
+  if split == data_lib.VALIDATION and config.get('refit'):
+    raise ValueError(
+        'this model was refit on its validation clips too, so there is no '
+        'validation split to evaluate (the figures of the validated models '
+        'are in metrics.json); use --split=test or other data')
   if split == data_lib.VALIDATION and fractions.get('folds'):
     raise ValueError(
         f'this is an ensemble of {fractions["folds"]} fold models: each '

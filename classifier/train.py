@@ -41,9 +41,13 @@ from classifier import training
 from vggish import labels as labels_lib
 from vggish.params import DEFAULT_PARAMS
 
+# The CLI's recipe for heads: 5 hashed folds (validation, thresholds), then
+# 5 models refit on every clip, averaged (classifier/README.md, "AudioSet").
+CLI_HEAD_FOLDS = 5
 # Defaults where embedding heads and fine-tuning differ. VGGish costs about
 # 1 GFLOP per example, so fine-tuning uses smaller batches.
-HEAD_TRAINING_DEFAULTS = dict(epochs=12, batch_size=128, learning_rate=1e-3)
+HEAD_TRAINING_DEFAULTS = dict(epochs=12, batch_size=128, learning_rate=1e-3,
+                              weight_decay=0.1, example_dropout=0.25)
 FINETUNE_TRAINING_DEFAULTS = dict(epochs=10, batch_size=32, learning_rate=1e-3,
                                   backbone_learning_rate=1e-4,
                                   max_examples=10)
@@ -51,7 +55,10 @@ FINETUNE_TRAINING_DEFAULTS = dict(epochs=10, batch_size=32, learning_rate=1e-3,
 
 def _split(clip_set, validation_fraction, test_fraction, seed,
            have_eval_data):
-  """(train, validation or None, test or None) by `data.split_assignment`."""
+  """(train, validation or None, test or None, train + validation).
+
+  By `data.split_assignment`.
+  """
   assignment = data_lib.split_assignment(
       clip_set.ids, 0.0 if have_eval_data else validation_fraction,
       test_fraction, seed)
@@ -61,12 +68,12 @@ def _split(clip_set, validation_fraction, test_fraction, seed,
     parts[name] = clip_set.subset(mask) if mask.any() else None
   if parts[data_lib.TRAIN] is None:
     raise ValueError('the split left no training clips')
-  return parts[data_lib.TRAIN], parts[data_lib.VALIDATION], parts[
-      data_lib.TEST]
+  return (parts[data_lib.TRAIN], parts[data_lib.VALIDATION],
+          parts[data_lib.TEST], clip_set.subset(assignment != data_lib.TEST))
 
 
 def _fold_runs(clip_set, folds, test_fraction, seed):
-  """([(train, validation) per fold], test or None) by `data.fold_assignment`."""
+  """([(train, validation) per fold], test or None, all non-test clips)."""
   assignment = data_lib.fold_assignment(clip_set.ids, folds, test_fraction,
                                         seed)
   runs = []
@@ -78,7 +85,8 @@ def _fold_runs(clip_set, folds, test_fraction, seed):
                        f'({len(clip_set)}) for {folds} folds')
     runs.append((clip_set.subset(train_mask), clip_set.subset(validation)))
   test = assignment < 0
-  return runs, clip_set.subset(test) if test.any() else None
+  return (runs, clip_set.subset(test) if test.any() else None,
+          clip_set.subset(~test))
 
 
 def _fold_metrics(members, fits, runs, val_scores, test_set, thresholds,
@@ -160,6 +168,7 @@ def train(label_map: str,
           allow_tf32: bool = False,
           example_store: Optional[str] = None,
           folds: int = 1,
+          refit: Optional[bool] = None,
           ) -> Dict[str, Any]:
   """Trains a head on embedding records, or fine-tunes VGGish on audio.
 
@@ -195,6 +204,11 @@ def train(label_map: str,
       own fold, and saves their mean as one model; thresholds and the
       'validation' metrics are out-of-fold; `validation_split` and eval data
       are then not used. 1: one model.
+    refit: after the validated model(s), train as many again on every
+      non-test clip (training and validation together) for all `epochs`,
+      and save those instead (their mean); the validation figures and
+      thresholds stay those of the validated models. None: True when
+      `folds` > 1.
     example_store: directory of the fine-tuning audio's log-mel examples
       (`classifier.example_store`), computed once and reused by later runs;
       None: `MODEL_DIR/example_store`.
@@ -208,6 +222,8 @@ def train(label_map: str,
   start = time.monotonic()
   if folds < 1:
     raise ValueError(f'--folds must be >= 1, got {folds}')
+  if refit is None:
+    refit = folds > 1
   if finetune:
     if not train_csv:
       raise ValueError('--finetune needs --train_csv (and --audio_dir unless '
@@ -296,11 +312,11 @@ def train(label_map: str,
     if val_set is not None:
       raise ValueError('--folds validates each model on its own fold; drop '
                        '--eval_records/--eval_csv (or train with --folds=1)')
-    runs, test_set = _fold_runs(clips, folds, test_split, split_seed)
+    runs, test_set, pool = _fold_runs(clips, folds, test_split, split_seed)
     config['split']['validation_fraction'] = None
     config['split']['folds'] = folds
   else:
-    train_set, split_val, test_set = _split(
+    train_set, split_val, test_set, pool = _split(
         clips, validation_split, test_split, split_seed,
         have_eval_data=val_set is not None)
     if val_set is None:
@@ -309,6 +325,11 @@ def train(label_map: str,
       raise ValueError('no validation clips: pass eval data or a larger '
                        '--validation_split')
     runs = [(train_set, val_set)]
+    if refit and split_val is None:
+      raise ValueError('--refit trains on the training and validation clips '
+                       'together; it needs a --validation_split (or --folds), '
+                       'not separate eval data')
+  config['refit'] = bool(refit)
   logging.info('clips: %d train, %d validation, %d test%s',
                len(runs[0][0]), len(runs[0][1]),
                0 if test_set is None else len(test_set),
@@ -318,21 +339,15 @@ def train(label_map: str,
   from classifier import finetune as finetune_lib
   from classifier import heads
 
-  members, fits, val_scores = [], [], []
-  for k, (train_set, val_set) in enumerate(runs):
-    # Each fold's model starts from its own seed: the ensemble's members
-    # then differ in their data and their initialization.
-    run_options = dataclasses.replace(options, seed=options.seed + k)
-    keras.utils.set_random_seed(run_options.seed)
-    name = None if folds == 1 else f'fold{k + 1}'
-    if folds > 1:
-      logging.info('fold %d/%d: %d train, %d validation clips', k + 1, folds,
-                   len(train_set), len(val_set))
+  def build_and_fit(train_set, val_set, name, seed, run_options):
+    """A fresh model trained on `train_set`: (model, FitResult)."""
+    run_options = dataclasses.replace(run_options, seed=seed)
+    keras.utils.set_random_seed(seed)
     if finetune:
       model, backbone = finetune_lib.build_model(
           len(labels), checkpoint, head=head, freeze=freeze,
-          spec_augment=spec_augment, seed=run_options.seed,
-          head_options=head_options, params=params, allow_tf32=allow_tf32,
+          spec_augment=spec_augment, seed=seed, head_options=head_options,
+          params=params, allow_tf32=allow_tf32,
           **({'name': name} if name else {}))
       backbone_variables = backbone.trainable_variables
     else:
@@ -344,15 +359,41 @@ def train(label_map: str,
                                **(head_options or {}))
       backbone_variables = ()
     log_dir = os.path.join(model_dir, model_dir_lib.LOG_DIR)
-    fits.append(training.fit(
+    result = training.fit(
         model, train_set, val_set, config['input'], run_options,
         backbone_variables=backbone_variables,
-        log_dir=log_dir if name is None else os.path.join(log_dir, name)))
+        log_dir=log_dir if name is None else os.path.join(log_dir, name))
+    return model, result
+
+  members, fits, val_scores = [], [], []
+  for k, (train_set, val_set) in enumerate(runs):
+    if folds > 1:
+      logging.info('fold %d/%d: %d train, %d validation clips', k + 1, folds,
+                   len(train_set), len(val_set))
+    # Each fold's model starts from its own seed: the ensemble's members
+    # then differ in their data and their initialization.
+    model, result = build_and_fit(train_set, val_set,
+                                  None if folds == 1 and not refit else
+                                  f'fold{k + 1}', options.seed + k, options)
+    fits.append(result)
     val_scores.append(training.Predictor(
         model, config['input'], options.eval_examples_per_batch)(val_set))
     members.append(model)
+  validated = members
+  refits = []
+  if refit:
+    # The validated runs chose the recipe and measured it; the models kept
+    # train on every non-test clip, for all epochs (nothing left to choose
+    # an epoch on), with seeds of their own.
+    for k in range(len(runs)):
+      logging.info('refit %d/%d on all %d non-test clips (%d epochs)', k + 1,
+                   len(runs), len(pool), options.epochs)
+      refits.append(build_and_fit(
+          pool, None, f'refit{k + 1}', options.seed + len(runs) + k,
+          dataclasses.replace(options, keep_last=True)))
+    members = [m for m, _ in refits]
   config['head_options'] = heads.head_options(head, **(head_options or {}))
-  model = members[0] if folds == 1 else heads.build_ensemble(members)
+  model = members[0] if len(members) == 1 else heads.build_ensemble(members)
   config['num_parameters'] = int(model.count_params())
 
   # Thresholds come from validation data only (with folds: every clip scored
@@ -368,10 +409,12 @@ def train(label_map: str,
       val_per_class)
   metrics = {
       'folds': folds,
-      'train_seconds': sum(f.seconds for f in fits),
+      'refit': bool(refit),
+      'train_seconds': sum(f.seconds for f in fits) + sum(
+          r.seconds for _, r in refits),
       'total_seconds': None,
-      'num_train_clips': len(runs[0][0]) if folds == 1 else int(
-          sum(len(v) for _, v in runs)),
+      'num_train_clips': len(pool) if refit else len(runs[0][0]) if
+                         folds == 1 else int(sum(len(v) for _, v in runs)),
       'num_validation_clips': len(val_labels),
       'num_test_clips': 0 if test_set is None else len(test_set),
   }
@@ -387,8 +430,20 @@ def train(label_map: str,
   if test_set is not None:
     metrics['test'], _ = _evaluate_split(predictor, test_set, thresholds,
                                          labels, model_dir, 'test')
+  if refit:
+    metrics['refit_models'] = [
+        {'model': f'refit{k + 1}', 'epochs_run': len(r.history),
+         'train_seconds': r.seconds} for k, (_, r) in enumerate(refits)]
+    if test_set is not None:
+      # The same test clips through the validated models (for comparison).
+      held_out = (validated[0] if len(validated) == 1 else
+                  heads.build_ensemble(validated, name='validated'))
+      metrics['test_validated_models'], _ = metrics_lib.evaluate(
+          test_set.labels, training.Predictor(
+              held_out, config['input'],
+              options.eval_examples_per_batch)(test_set), thresholds)
   if folds > 1:
-    metrics['fold_models'] = _fold_metrics(members, fits, runs, val_scores,
+    metrics['fold_models'] = _fold_metrics(validated, fits, runs, val_scores,
                                            test_set, thresholds,
                                            config['input'], options)
     metrics['fold_summary'] = {
@@ -403,9 +458,11 @@ def train(label_map: str,
   model_dir_lib.write_json(
       os.path.join(model_dir, model_dir_lib.THRESHOLDS_FILE),
       thresholds.to_json())
-  history = (fits[0].history if folds == 1 else
-             [dict(record, fold=k + 1) for k, f in enumerate(fits)
-              for record in f.history])
+  history = (fits[0].history if len(members) == 1 and not refit else
+             [dict(record, model=f'fold{k + 1}') for k, f in enumerate(fits)
+              for record in f.history] +
+             [dict(record, model=f'refit{k + 1}')
+              for k, (_, r) in enumerate(refits) for record in r.history])
   model_dir_lib.write_json(
       os.path.join(model_dir, model_dir_lib.HISTORY_FILE), history)
   model_dir_lib.write_json(
@@ -439,10 +496,17 @@ def _define_flags():
   flags.DEFINE_float('test_split', 0.0,
                      'Fraction of training clips held out as a test set.')
   flags.DEFINE_integer('split_seed', 0, 'Seed of the hashed splits.')
-  flags.DEFINE_integer('folds', 1,
+  flags.DEFINE_integer('folds', None,
                        'K > 1: train K models on K hashed folds (each '
                        'validated on its own fold), report mean +- std and '
-                       'save their average as one model.')
+                       'out-of-fold figures, and save their average as one '
+                       f'model (default: {CLI_HEAD_FOLDS} for heads unless '
+                       '--validation_split or --eval_records is given, '
+                       'else 1).')
+  flags.DEFINE_bool('refit', None,
+                    'After validating, train the same number of models on '
+                    'all non-test clips for all epochs and save their '
+                    'average instead (default: on with --folds > 1).')
   flags.DEFINE_string('label_map', None,
                       'index,mid,display_name CSV (AudioSet '
                       'class_labels_indices.csv format).')
@@ -515,6 +579,16 @@ def _define_flags():
   flags.mark_flags_as_required(['label_map', 'model_dir'])
 
 
+def _cli_folds(FLAGS):  # pylint: disable=invalid-name
+  """--folds, or the CLI's default recipe for heads (see the flag)."""
+  if FLAGS.folds is not None:
+    return FLAGS.folds
+  if (FLAGS.finetune or FLAGS.eval_records or
+      FLAGS['validation_split'].present):
+    return 1
+  return CLI_HEAD_FOLDS
+
+
 _PRINTED = ('mAP', 'lwlrap', 'AUC', 'd_prime', 'micro_f1', 'macro_f1')
 
 
@@ -533,10 +607,17 @@ def _print_summary(metrics):
       print(f'{split}, one fold model: ' + '  '.join(
           f'{key} {summary[key]["mean"]:.4f} +- {summary[key]["std"]:.4f}'
           for key in _PRINTED if key in summary))
+  kept = (f'refit on all clips ({metrics["folds"]} model'
+          f'{"s" if metrics["folds"] > 1 else ""})' if metrics['refit'] else
+          'ensemble')
   names = {'validation': ('validation' if metrics['folds'] == 1 else
                           'validation, out of fold'),
-           'test': 'test' if metrics['folds'] == 1 else 'test, ensemble'}
-  for split in ('validation', 'test'):
+           'test_validated_models': ('test, validated model' if
+                                     metrics['folds'] == 1 else
+                                     'test, fold ensemble'),
+           'test': (('test' if metrics['folds'] == 1 and not
+                     metrics['refit'] else f'test, {kept}'))}
+  for split in ('validation', 'test_validated_models', 'test'):
     if split in metrics:
       m = metrics[split]
       print(f'{names[split]}: ' + '  '.join(
@@ -584,7 +665,8 @@ def main(argv):
       eval_csv=FLAGS.eval_csv, audio_dir=FLAGS.audio_dir, freeze=FLAGS.freeze,
       spec_augment=FLAGS.spec_augment,
       short_clip_policy=FLAGS.short_clip_policy, allow_tf32=FLAGS.allow_tf32,
-      example_store=FLAGS.example_store, folds=FLAGS.folds)
+      example_store=FLAGS.example_store, folds=_cli_folds(FLAGS),
+      refit=FLAGS.refit)
   _print_summary(metrics)
   print(f'model directory: {FLAGS.model_dir}')
 

@@ -53,6 +53,9 @@ class TrainOptions:
     balanced_sampling: draw each epoch's clips with replacement, a clip's
       probability proportional to the inverse frequency of its rarest class.
     patience: stop after this many epochs without a better validation mAP.
+    keep_last: run every epoch and keep the last one's weights: no early
+      stopping and no choice of epoch by validation (for models trained on
+      every clip, whose validation figures must not pick the weights).
     max_examples: training clips longer than this are cut to a random window
       of this many examples (None: no limit).
     eval_examples_per_batch: padded examples per validation step (None:
@@ -77,6 +80,7 @@ class TrainOptions:
   class_weighting: str = 'none'
   balanced_sampling: bool = False
   patience: int = 4
+  keep_last: bool = False
   max_examples: Optional[int] = None
   eval_examples_per_batch: Optional[int] = None
   weight_decay: float = 0.0
@@ -319,7 +323,8 @@ class Predictor:
 
 
 def fit(model: keras.Model, train_set: ClipSource,
-        val_set: ClipSource, input_name: str, options: TrainOptions,
+        val_set: Optional[ClipSource], input_name: str,
+        options: TrainOptions,
         backbone_variables: Sequence = (), log_dir: Optional[str] = None
         ) -> FitResult:
   """Trains `model` in place; it ends holding the best epoch's weights.
@@ -328,7 +333,8 @@ def fit(model: keras.Model, train_set: ClipSource,
     model: a clip model ({input_name, 'mask'} -> probabilities).
     train_set: training clips (clips without examples are skipped): a
       `data.ClipSet` in memory or an `example_store.ExampleStore` on disk.
-    val_set: validation clips, for early stopping on mAP (either kind).
+    val_set: validation clips, for early stopping on mAP (either kind);
+      None only with `options.keep_last` (nothing to validate on).
     input_name: 'embeddings' or 'examples'.
     options: hyperparameters.
     backbone_variables: the model's variables that train at
@@ -348,10 +354,14 @@ def fit(model: keras.Model, train_set: ClipSource,
     train_set = train_set.subset(keep)
   if len(train_set) == 0:
     raise ValueError('no training clips with examples')
-  if len(val_set) == 0:
+  if val_set is None:
+    if not options.keep_last:
+      raise ValueError('training without validation clips needs keep_last '
+                       '(no epoch can be chosen)')
+  elif len(val_set) == 0:
     raise ValueError('no validation clips: give validation records or a '
                      'validation split that selects some clips')
-  if not val_set.labels.any():
+  if val_set is not None and not val_set.labels.any():
     raise ValueError('the validation clips have no positive label, so mAP is '
                      'undefined; use more validation data')
 
@@ -459,11 +469,15 @@ def fit(model: keras.Model, train_set: ClipSource,
                    finalize=False)
 
     with _AveragedWeights(optimizers):
-      val_scores = predictor(val_set)
+      if val_set is not None:
+        val_scores = predictor(val_set)
       improved_weights = [np.array(w) for w in model.get_weights()]
-    val_map = metrics_lib.mean_average_precision(val_set.labels, val_scores)
-    val_loss = float(_bce(tf.constant(val_set.labels),
-                          tf.constant(val_scores), 1.0))
+    if val_set is None:
+      val_map = val_loss = float('nan')
+    else:
+      val_map = metrics_lib.mean_average_precision(val_set.labels, val_scores)
+      val_loss = float(_bce(tf.constant(val_set.labels),
+                            tf.constant(val_scores), 1.0))
     improved = val_map > best_map + 1e-5
     if improved:
       best_map, best_epoch, stale = val_map, epoch, 0
@@ -487,10 +501,11 @@ def fit(model: keras.Model, train_set: ClipSource,
       with writers['train'].as_default():
         _scalar('epoch_loss', record['loss'], epoch)
         _scalar('epoch_learning_rate', rate, epoch)
-      with writers['validation'].as_default():
-        _scalar('epoch_loss', val_loss, epoch)
-        _scalar('epoch_mAP', val_map, epoch)
-    if stale >= options.patience:
+      if val_set is not None:
+        with writers['validation'].as_default():
+          _scalar('epoch_loss', val_loss, epoch)
+          _scalar('epoch_mAP', val_map, epoch)
+    if stale >= options.patience and not options.keep_last:
       logging.info('early stop: no better validation mAP for %d epochs',
                    options.patience)
       break
@@ -498,7 +513,10 @@ def fit(model: keras.Model, train_set: ClipSource,
   if writers is not None:
     for writer in writers.values():
       writer.flush()
-  if best_weights is not None:
+  if options.keep_last:
+    model.set_weights(improved_weights)  # The last epoch's (averaged) ones.
+    best_epoch, best_map = len(history), history[-1]['val_mAP']
+  elif best_weights is not None:
     model.set_weights(best_weights)
   return FitResult(history=history, best_epoch=best_epoch,
                    best_val_map=best_map,

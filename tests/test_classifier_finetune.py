@@ -80,9 +80,9 @@ def test_freeze_choices(recipe_checkpoint):
 def test_finetune_folds_stream_and_save_one_ensemble(tone_noise,
                                                      recipe_checkpoint,
                                                      tmp_path):
-  """--finetune --folds 2: both fold models stream from one example store."""
+  """--finetune --folds 2: fold and refit models stream from one store."""
   out = tmp_path / 'folds'
-  options = training.TrainOptions(epochs=2, batch_size=8, learning_rate=3e-3,
+  options = training.TrainOptions(epochs=1, batch_size=8, learning_rate=3e-3,
                                   verbose=False, seed=0)
   metrics = train.train(
       label_map=tone_noise['label_map'], model_dir=str(out), finetune=True,
@@ -91,9 +91,12 @@ def test_finetune_folds_stream_and_save_one_ensemble(tone_noise,
       freeze='all', folds=2, test_split=0.25, split_seed=3, options=options)
   assert metrics['folds'] == 2 and len(metrics['fold_models']) == 2
   assert metrics['num_validation_clips'] + metrics['num_test_clips'] == 40
+  # The refit models trained on every non-test clip of the store.
+  assert metrics['refit'] and metrics['num_train_clips'] == metrics[
+      'num_validation_clips']
   loaded = model_dir.load(out)
   assert [layer.name for layer in loaded.model.layers
-          if layer.name.startswith('fold')] == ['fold1', 'fold2']
+          if layer.name.startswith(('fold', 'refit'))] == ['refit1', 'refit2']
   # The saved ensemble scores the held-out clips as training measured them.
   summary = evaluate.evaluate(out, csv_path=tone_noise['train_csv'],
                               split='test', output_dir=str(tmp_path / 'eval'))

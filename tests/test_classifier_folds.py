@@ -1,9 +1,11 @@
-"""k-fold training (`classifier.train --folds K`): folds, ensemble, figures.
+"""k-fold training (`classifier.train --folds K [--refit]`): folds, ensembles, figures.
 
-A small synthetic task trained with 3 folds: the ensemble saved as one model
+A small synthetic task trained with 3 folds and then 3 models refit on all
+non-test clips (the default with folds): the ensemble saved as one model
 must give the mean of its members' probabilities, evaluate on the same test
 clips as a single model of the same split seed, and report each metric's
-mean and spread over the fold models.
+mean and spread over the fold models, their out-of-fold figures, and the
+test figures of the fold ensemble beside those of the refit one.
 """
 
 import json
@@ -113,21 +115,33 @@ def test_folds_report_every_fold_and_their_spread(three_folds):
   assert on_disk['fold_summary']['test']['mAP']['mean'] == pytest.approx(
       result['fold_summary']['test']['mAP']['mean'])
   history = json.loads((out / model_dir.HISTORY_FILE).read_text())
-  assert {record['fold'] for record in history} == {1, 2, 3}
-  assert sorted(os.listdir(out / model_dir.LOG_DIR)) == ['fold1', 'fold2',
-                                                         'fold3']
+  names = ['fold1', 'fold2', 'fold3', 'refit1', 'refit2', 'refit3']
+  assert sorted({record['model'] for record in history}) == names
+  assert sorted(os.listdir(out / model_dir.LOG_DIR)) == names
   config = json.loads((out / model_dir.CONFIG_FILE).read_text())
-  assert config['split']['folds'] == 3
+  assert config['split']['folds'] == 3 and config['refit']
+  # Refit: every non-test clip, every epoch, nothing chosen by validation.
+  assert result['refit'] and result['num_train_clips'] == result[
+      'num_validation_clips']
+  assert [m['epochs_run'] for m in result['refit_models']] == [10, 10, 10]
+  refit_history = [r for r in history if r['model'] == 'refit1']
+  assert len(refit_history) == 10
+  assert all(r['val_mAP'] is None for r in refit_history)  # NaN -> null.
+  assert result['test_validated_models']['num_clips'] == result[
+      'num_test_clips']
 
 
-def test_ensemble_is_the_mean_of_its_fold_models(three_folds, task):
+def test_ensemble_is_the_mean_of_its_refit_models(three_folds, task):
   out, result = three_folds
   loaded = model_dir.load(out)
   clip_set, _ = data.load_records(str(task / 'train.tfrecord'),
                                   loaded.label_map)
   features, mask = clip_set.padded_batch(np.arange(40))
   inputs = {'embeddings': features, 'mask': mask}
-  members = [loaded.model.get_layer(f'fold{k}') for k in (1, 2, 3)]
+  assert [layer.name for layer in loaded.model.layers
+          if layer.name.startswith(('fold', 'refit'))] == [
+              'refit1', 'refit2', 'refit3']
+  members = [loaded.model.get_layer(f'refit{k}') for k in (1, 2, 3)]
   expected = np.mean([m(inputs, training=False).numpy() for m in members],
                      axis=0)
   np.testing.assert_allclose(loaded.model(inputs, training=False).numpy(),
@@ -141,7 +155,7 @@ def test_ensemble_is_the_mean_of_its_fold_models(three_folds, task):
                               split='test', output_dir=str(out / 'eval'))
   assert summary['num_clips'] == result['num_test_clips']
   assert summary['mAP'] == pytest.approx(result['test']['mAP'], abs=1e-6)
-  with pytest.raises(ValueError, match='fold models'):
+  with pytest.raises(ValueError, match='no validation split'):
     evaluate.evaluate(out, records=str(task / 'train.tfrecord'),
                       split='validation', output_dir=str(out / 'eval'))
 
@@ -178,10 +192,49 @@ def test_folds_cli(task, tmp_path):
        f'--train_records={task / "train.tfrecord"}', '--folds=2',
        '--test_split=0.2', f'--label_map={task / "labels.csv"}',
        f'--model_dir={out}', '--head=mean_mlp', '--hidden_units=16',
-       '--epochs=2', '--batch_size=32', '--noprogress'],
+       '--epochs=2', '--batch_size=32', '--norefit', '--noprogress'],
       cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert '2 fold models' in result.stdout
   assert 'test, one fold model: mAP' in result.stdout
   assert 'test, ensemble: mAP' in result.stdout
-  assert (out / model_dir.MODEL_FILE).is_file()
+  assert 'refit' not in result.stdout
+  loaded = model_dir.load(out)
+  assert [layer.name for layer in loaded.model.layers
+          if layer.name.startswith(('fold', 'refit'))] == ['fold1', 'fold2']
+  with pytest.raises(ValueError, match='fold models'):
+    evaluate.evaluate(out, records=str(task / 'train.tfrecord'),
+                      split='validation', output_dir=str(tmp_path / 'eval'))
+
+
+def test_cli_default_recipe_for_heads(task, tmp_path):
+  """No --folds: 5 folds and refit for heads; --validation_split: one model."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  common = [sys.executable, '-m', 'classifier.train',
+            f'--train_records={task / "train.tfrecord"}',
+            f'--label_map={task / "labels.csv"}', '--head=mean_mlp',
+            '--hidden_units=8', '--epochs=1', '--batch_size=64',
+            '--noprogress']
+  default = subprocess.run(common + [f'--model_dir={tmp_path / "d"}'],
+                           cwd=REPO_ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)
+  assert default.returncode == 0, default.stderr[-3000:]
+  config = json.loads((tmp_path / 'd' / model_dir.CONFIG_FILE).read_text())
+  assert config['split']['folds'] == train.CLI_HEAD_FOLDS and config['refit']
+  single = subprocess.run(common + [f'--model_dir={tmp_path / "s"}',
+                                    '--validation_split=0.2'],
+                          cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+  assert single.returncode == 0, single.stderr[-3000:]
+  config = json.loads((tmp_path / 's' / model_dir.CONFIG_FILE).read_text())
+  assert 'folds' not in config['split'] and not config['refit']
+
+
+def test_refit_of_one_model_needs_a_validation_split(task, tmp_path):
+  options = training.TrainOptions(epochs=1, verbose=False)
+  with pytest.raises(ValueError, match='--refit'):
+    train.train(label_map=str(task / 'labels.csv'),
+                model_dir=str(tmp_path / 'm'),
+                train_records=str(task / 'train.tfrecord'),
+                eval_records=str(task / 'train.tfrecord'), refit=True,
+                options=options)

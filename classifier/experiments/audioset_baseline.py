@@ -9,8 +9,10 @@ r"""Heads on AudioSet's balanced train embeddings, over several hashed test spli
 For every head, fold count and split seed, `classifier.train.train` runs
 with its defaults on a hashed split by video id: 10 % test (never trained or
 validated on), the rest either 1/9 validation + 8/9 training (`--folds=1`)
-or K folds (`--folds=K`, an ensemble of K models, each validated on its own
-fold). The test clips of a seed are the same for every fold count, so the
+or K folds (`--folds=K`: K models, each validated on its own fold, whose
+out-of-fold scores give the validation figures and thresholds; then, as
+`classifier.train` does by default, K models refit on all non-test clips,
+averaged; `--norefit` keeps the fold models instead). The test clips of a seed are the same for every fold count, so the
 rows compare like with like. Results go to `<output_dir>/results.json`
 and a printed table of mean +- sample std over the split seeds.
 
@@ -43,6 +45,8 @@ flags.DEFINE_list('folds', ['1'], 'Fold counts to compare (1: one model with '
                   'a validation split).')
 flags.DEFINE_list('split_seeds', ['0', '1', '2'], 'Seeds of the hashed split.')
 flags.DEFINE_float('validation_split', 0.1, 'Validation fraction (--folds=1).')
+flags.DEFINE_bool('refit', True, 'With K > 1 folds, refit K models on all '
+                  'non-test clips (classifier.train\'s default).')
 flags.DEFINE_float('test_split', 0.1, 'Test fraction.')
 flags.mark_flags_as_required(['records', 'label_map', 'output_dir'])
 FLAGS = flags.FLAGS
@@ -71,7 +75,7 @@ def main(argv):
             train_records=FLAGS.records,
             validation_split=FLAGS.validation_split,
             test_split=FLAGS.test_split, split_seed=seed, head=head,
-            folds=folds)
+            folds=folds, refit=FLAGS.refit if folds > 1 else False)
         runs.append({
             'head': head, 'folds': folds, 'split_seed': seed,
             'validation_mAP': metrics['validation']['mAP'],
@@ -79,6 +83,10 @@ def main(argv):
             'one_fold_model_test_mAP': (
                 metrics['fold_summary']['test']['mAP'] if folds > 1 else
                 None),
+            # With refit (the default for folds > 1): the validated models.
+            'test_validated_models': (
+                {key: metrics['test_validated_models'][key]
+                 for key in _COLUMNS} if metrics['refit'] else None),
             'train_seconds': metrics['train_seconds'],
             'num_test_clips': metrics['num_test_clips'],
         })
