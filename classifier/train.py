@@ -530,9 +530,6 @@ def _define_flags():
   flags.DEFINE_float('example_dropout', None,
                      'Training: each example of a clip is masked out with '
                      'this probability (a clip keeps one).')
-  flags.DEFINE_float('ema_decay', 0.0,
-                     'Per-step decay of a moving average of the weights, '
-                     'used for validation and saving; 0: off.')
   flags.DEFINE_bool('balanced_sampling', False,
                     'Sample clips by the rarity of their classes.')
   flags.DEFINE_integer('patience', 4, 'Early-stopping patience in epochs.')
@@ -643,7 +640,7 @@ def main(argv):
       label_smoothing=FLAGS.label_smoothing, mixup_alpha=FLAGS.mixup_alpha,
       class_weighting=FLAGS.class_weighting,
       balanced_sampling=FLAGS.balanced_sampling, patience=FLAGS.patience,
-      ema_decay=FLAGS.ema_decay,
+
       seed=FLAGS.seed, verbose=FLAGS.progress, **loop)
   head_options = {key: getattr(FLAGS, key) for key in (
       'hidden_units', 'num_layers', 'dropout', 'input_dropout')}

@@ -61,9 +61,6 @@ class TrainOptions:
     eval_examples_per_batch: padded examples per validation step (None:
       `Predictor`'s default for the input).
     weight_decay: decoupled weight decay of AdamW (0: plain Adam).
-    ema_decay: > 0 keeps an exponential moving average of the weights with
-      this decay per step (Polyak averaging); validation, early stopping and
-      the saved model then use the averaged weights. 0 disables it.
     example_dropout: in training, each real example of a clip is masked out
       with this probability (a clip keeps at least one): the model cannot
       rely on any one second of the clip.
@@ -84,7 +81,6 @@ class TrainOptions:
   max_examples: Optional[int] = None
   eval_examples_per_batch: Optional[int] = None
   weight_decay: float = 0.0
-  ema_decay: float = 0.0
   example_dropout: float = 0.0
   seed: int = 0
   verbose: bool = True
@@ -108,8 +104,6 @@ class TrainOptions:
       raise ValueError(f'patience must be >= 1, got {self.patience}')
     if self.weight_decay < 0:
       raise ValueError(f'weight_decay must be >= 0, got {self.weight_decay}')
-    if not 0 <= self.ema_decay < 1:
-      raise ValueError(f'ema_decay must lie in [0, 1), got {self.ema_decay}')
     if not 0 <= self.example_dropout < 1:
       raise ValueError('example_dropout must lie in [0, 1), got '
                        f'{self.example_dropout}')
@@ -195,50 +189,17 @@ def _scalar(name, value, step):
 
 
 def _optimizer(peak_rate, total_steps, warmup_steps, options, variables):
-  """Adam, or AdamW with `options.weight_decay`, on the cosine schedule.
-
-  With `options.ema_decay` the optimizer also keeps the weights' moving
-  average (Keras' `use_ema`); `_AveragedWeights` swaps it in for validation.
-  """
+  """Adam, or AdamW with `options.weight_decay`, on the cosine schedule."""
   schedule = _CosineSchedule(peak_rate, total_steps, warmup_steps)
-  ema = dict(use_ema=options.ema_decay > 0,
-             ema_momentum=options.ema_decay or 0.99)
   if options.weight_decay > 0:
     optimizer = keras.optimizers.AdamW(schedule,
-                                       weight_decay=options.weight_decay,
-                                       **ema)
+                                       weight_decay=options.weight_decay)
     # Biases and normalization parameters are not decayed.
     optimizer.exclude_from_weight_decay(var_names=['bias', 'gamma', 'beta'])
   else:
-    optimizer = keras.optimizers.Adam(schedule, **ema)
+    optimizer = keras.optimizers.Adam(schedule)
   optimizer.build(variables)
   return optimizer
-
-
-class _AveragedWeights:
-  """Context manager: the optimizers' moving averages in the model's weights.
-
-  Inside, the trainable variables hold their moving averages (a no-op without
-  EMA); on exit the training values are restored, so training continues
-  from where it was.
-  """
-
-  def __init__(self, optimizers):
-    self._optimizers = [(opt, variables) for opt, variables in optimizers
-                        if opt.use_ema]
-
-  def __enter__(self):
-    self._saved = [[np.array(v) for v in variables]
-                   for _, variables in self._optimizers]
-    for opt, variables in self._optimizers:
-      opt.finalize_variable_values(variables)
-    return self
-
-  def __exit__(self, *exc_info):
-    for (_, variables), saved in zip(self._optimizers, self._saved):
-      for variable, value in zip(variables, saved):
-        variable.assign(value)
-    return False
 
 
 def _bce(targets, probabilities, weights):
@@ -384,8 +345,6 @@ def fit(model: keras.Model, train_set: ClipSource,
                  None else options.backbone_learning_rate)
     body_opt = _optimizer(body_rate, total_steps, warmup_steps, options,
                           body_vars)
-  optimizers = [(head_opt, head_vars)] + ([(body_opt, body_vars)]
-                                          if body_opt is not None else [])
 
   weights = tf.constant(
       positive_weights(train_set.labels, options.class_weighting))
@@ -468,10 +427,9 @@ def fit(model: keras.Model, train_set: ClipSource,
         bar.update(step + 1, [('loss', float(np.mean(losses)))],
                    finalize=False)
 
-    with _AveragedWeights(optimizers):
-      if val_set is not None:
-        val_scores = predictor(val_set)
-      improved_weights = [np.array(w) for w in model.get_weights()]
+    if val_set is not None:
+      val_scores = predictor(val_set)
+    improved_weights = [np.array(w) for w in model.get_weights()]
     if val_set is None:
       val_map = val_loss = float('nan')
     else:
@@ -514,7 +472,7 @@ def fit(model: keras.Model, train_set: ClipSource,
     for writer in writers.values():
       writer.flush()
   if options.keep_last:
-    model.set_weights(improved_weights)  # The last epoch's (averaged) ones.
+    model.set_weights(improved_weights)  # The last epoch's.
     best_epoch, best_map = len(history), history[-1]['val_mAP']
   elif best_weights is not None:
     model.set_weights(best_weights)
