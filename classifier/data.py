@@ -465,13 +465,18 @@ def load_audio(ids: Sequence[str], paths: Sequence[str], label_lists,
                     len(skipped), len(skipped) + len(clips))
   shape = (params.example_window_length, params.num_mel_bins)
   clip_set = from_clips(kept_ids, clips, kept_labels, label_map, shape)
-  empty = int(np.sum(clip_set.num_examples == 0))
+  warn_empty_clips(clip_set.num_examples, params)
+  return clip_set
+
+
+def warn_empty_clips(num_examples: np.ndarray, params: Params) -> None:
+  """Logs how many audio clips gave no example (under the short-clip policy)."""
+  empty = int(np.sum(num_examples == 0))
   if empty:
     logging.warning('%d of %d clips are shorter than one example (%.3f s) '
                     'and have no examples under short_clip_policy=%r',
-                    empty, len(clip_set), params.min_samples_per_example /
+                    empty, len(num_examples), params.min_samples_per_example /
                     params.sample_rate, params.short_clip_policy)
-  return clip_set
 
 
 def feature_statistics(clip_set: ClipSet) -> Dict[str, np.ndarray]:

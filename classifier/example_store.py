@@ -502,12 +502,7 @@ def build(directory, ids: Sequence[str], paths: Sequence[str], label_lists,
       keys=[rows[i].key for i in kept], shards=[rows[i].shard for i in kept],
       feature_shape=(params.example_window_length, params.num_mel_bins),
       shuffle_buffer=shuffle_buffer)
-  empty = int(np.sum(store.num_examples == 0))
-  if empty:
-    logging.warning('%d of %d clips are shorter than one example (%.3f s) '
-                    'and have no examples under short_clip_policy=%r',
-                    empty, len(store), params.min_samples_per_example /
-                    params.sample_rate, params.short_clip_policy)
+  data_lib.warn_empty_clips(store.num_examples, params)
   seconds = time.monotonic() - start
   num_computed = sum(1 for i, _ in todo if i in rows)
   logging.info('example store %s: %d files computed, %d reused, %d failed '

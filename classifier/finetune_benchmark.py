@@ -23,10 +23,11 @@ what their examples would take in memory.
 import dataclasses
 import multiprocessing
 import os
-import resource
 from typing import List, Optional, Sequence
 
 import numpy as np
+
+from vggish import benchmark as benchmark_lib
 
 FREEZES = ('conv', 'none')
 # Validation clips per run: enough for a mAP, too few to cost time.
@@ -93,18 +94,6 @@ class FinetuneBenchmark:
     return '\n'.join(lines)
 
 
-def _peak_rss_mb() -> float:
-  """This process's peak resident memory (VmHWM), in MB."""
-  try:
-    with open('/proc/self/status', encoding='ascii') as f:
-      for line in f:
-        if line.startswith('VmHWM:'):
-          return int(line.split()[1]) / 1024.0
-  except OSError:
-    pass
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def measure_run(corpus_dir: str, store_dir: str, freeze: str,
                 checkpoint_path: str, batch_size: int, max_examples: int,
                 epochs: int) -> RunResult:
@@ -150,7 +139,7 @@ def measure_run(corpus_dir: str, store_dir: str, freeze: str,
       store_megabytes=sum(os.path.getsize(p) for p in shards) / 1e6,
       train_examples=per_epoch * len(timed),
       train_seconds=sum(record['seconds'] for record in timed),
-      peak_rss_mb=_peak_rss_mb())
+      peak_rss_mb=benchmark_lib.peak_rss_mb())
 
 
 def run_finetune_benchmark(work_dir: str, checkpoint_path: str,

@@ -155,7 +155,7 @@ def model_rate(model, batch_size: int, min_seconds: float = 3.0,
   return examples / seconds
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
   """Peak resident memory of this process so far (VmHWM), in MB."""
   try:
     with open('/proc/self/status') as f:
@@ -353,7 +353,7 @@ def run_benchmark(work_dir: str, num_clips: int = 200, seconds: float = 5.0,
                                num_workers=num_workers, show_progress=False,
                                frontend=frontend)
     timers['c'].add(result.num_examples, time.perf_counter() - start)
-    extract_peak = max(extract_peak, _peak_rss_mb())
+    extract_peak = max(extract_peak, peak_rss_mb())
     if result.num_failed:
       raise AssertionError(f'extract failed on {result.failures}')
 
