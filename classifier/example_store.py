@@ -59,6 +59,7 @@ import tensorflow as tf
 
 from classifier import data as data_lib
 from vggish import audio_io
+from vggish import files as files_lib
 from vggish import progress as progress_lib
 from vggish import workers
 from vggish.params import DEFAULT_PARAMS, Params
@@ -213,14 +214,7 @@ class _Index:
 
   def append(self, rows: Sequence[IndexRow]) -> None:
     """Appends rows in one write and fsyncs; they win over older rows."""
-    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-      view = memoryview(_format_rows(rows))
-      while view:
-        view = view[os.write(fd, view):]
-      os.fsync(fd)
-    finally:
-      os.close(fd)
+    files_lib.append_durably(self.path, _format_rows(rows))
     for row in rows:
       self.rows[row.path] = row
 

@@ -89,12 +89,14 @@ def _fold_runs(clip_set, folds, test_fraction, seed):
           clip_set.subset(~test))
 
 
-def _fold_metrics(members, fits, runs, val_scores, test_set, thresholds,
-                  input_name, options):
-  """Each fold model's figures: its own fold, and the test clips."""
+def _fold_metrics(fits, runs, val_scores, test_set, test_scores, thresholds):
+  """Each fold model's figures: its own fold, and the test clips.
+
+  `test_scores` holds each model's scores of `test_set` (None: no test set).
+  """
   out = []
-  for k, (member, fit, (train_set, val_set), scores) in enumerate(
-      zip(members, fits, runs, val_scores)):
+  for k, (fit, (train_set, val_set), scores) in enumerate(
+      zip(fits, runs, val_scores)):
     entry = {'fold': k + 1, 'best_epoch': fit.best_epoch,
              'epochs_run': len(fit.history),
              'stopped_early': fit.stopped_early,
@@ -104,9 +106,7 @@ def _fold_metrics(members, fits, runs, val_scores, test_set, thresholds,
     entry['validation'], _ = metrics_lib.evaluate(val_set.labels, scores,
                                                   thresholds)
     if test_set is not None:
-      test_scores = training.Predictor(
-          member, input_name, options.eval_examples_per_batch)(test_set)
-      entry['test'], _ = metrics_lib.evaluate(test_set.labels, test_scores,
+      entry['test'], _ = metrics_lib.evaluate(test_set.labels, test_scores[k],
                                               thresholds)
     out.append(entry)
   return out
@@ -430,22 +430,26 @@ def train(label_map: str,
   if test_set is not None:
     metrics['test'], _ = _evaluate_split(predictor, test_set, thresholds,
                                          labels, model_dir, 'test')
+  # Each validated model scores the test clips once: for its own figures
+  # and, averaged as the ensemble does, for the validated models' together.
+  validated_test_scores = None
+  if test_set is not None and (folds > 1 or refit):
+    validated_test_scores = [
+        training.Predictor(member, config['input'],
+                           options.eval_examples_per_batch)(test_set)
+        for member in validated]
   if refit:
     metrics['refit_models'] = [
         {'model': f'refit{k + 1}', 'epochs_run': len(r.history),
          'train_seconds': r.seconds} for k, (_, r) in enumerate(refits)]
     if test_set is not None:
       # The same test clips through the validated models (for comparison).
-      held_out = (validated[0] if len(validated) == 1 else
-                  heads.build_ensemble(validated, name='validated'))
       metrics['test_validated_models'], _ = metrics_lib.evaluate(
-          test_set.labels, training.Predictor(
-              held_out, config['input'],
-              options.eval_examples_per_batch)(test_set), thresholds)
+          test_set.labels, np.mean(validated_test_scores, axis=0),
+          thresholds)
   if folds > 1:
-    metrics['fold_models'] = _fold_metrics(validated, fits, runs, val_scores,
-                                           test_set, thresholds,
-                                           config['input'], options)
+    metrics['fold_models'] = _fold_metrics(fits, runs, val_scores, test_set,
+                                           validated_test_scores, thresholds)
     metrics['fold_summary'] = {
         split: metrics_lib.summarize_runs(
             [m[split] for m in metrics['fold_models']])

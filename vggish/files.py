@@ -13,6 +13,22 @@ from typing import Optional
 from vggish import audio_io
 
 
+def append_durably(path: str, data: bytes) -> None:
+  """Appends `data` to a local file in one `O_APPEND` write loop, then fsyncs.
+
+  A crash leaves at most a torn last line, which the readers of appended
+  CSVs (the extraction manifest, the example store's index) drop.
+  """
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    view = memoryview(data)
+    while view:
+      view = view[os.write(fd, view):]
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
 def has_scheme(path: str) -> bool:
   """`gs://bucket/a.wav`, `s3://...`: a path that only a filesystem library opens."""
   return '://' in path

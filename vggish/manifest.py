@@ -51,6 +51,8 @@ import os
 import re
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from vggish import files as files_lib
+
 MANIFEST_NAME = 'manifest.csv'
 CONFIG_NAME = 'extract_config.json'
 FIELDS = ('id', 'path', 'status', 'examples', 'duration', 'shard', 'error', 'warning')
@@ -329,16 +331,7 @@ class Manifest:
     """Appends rows in a single write and fsyncs; they win over older rows."""
     if not rows:
       return
-    data = format_rows(rows)
-    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-      view = memoryview(data)
-      while view:
-        written = os.write(fd, view)
-        view = view[written:]
-      os.fsync(fd)
-    finally:
-      os.close(fd)
+    files_lib.append_durably(self.path, format_rows(rows))
     for row in rows:
       self.rows[row.id] = row
 
