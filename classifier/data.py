@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import os
 import logging
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -303,8 +303,16 @@ def _id_uniforms(ids: Sequence[str], seed: int) -> np.ndarray:
   return out
 
 
+def _split_keys(ids: Sequence[str], groups: Optional[Mapping[str, str]]):
+  """What each clip's split is hashed from: its group's name, else its id."""
+  if not groups:
+    return ids
+  return [groups.get(clip_id, clip_id) for clip_id in ids]
+
+
 def fold_assignment(ids: Sequence[str], num_folds: int,
-                    test_fraction: float = 0.0, seed: int = 0) -> np.ndarray:
+                    test_fraction: float = 0.0, seed: int = 0,
+                    groups: Optional[Mapping[str, str]] = None) -> np.ndarray:
   """Assigns each clip to one of `num_folds` folds, or to the test split.
 
   The hash is `split_assignment`'s: with the same seed and test fraction the
@@ -317,6 +325,8 @@ def fold_assignment(ids: Sequence[str], num_folds: int,
     num_folds: number of folds, >= 2.
     test_fraction: fraction in [0, 1) held out as the test split.
     seed: changes the assignment.
+    groups: clip id -> group name (`vggish.analysis.duplicates.group_ids`):
+      clips of one group fall into one fold (or all into the test split).
 
   Returns:
     [num_clips] int64: the fold 0..num_folds-1, or -1 for a test clip.
@@ -330,14 +340,15 @@ def fold_assignment(ids: Sequence[str], num_folds: int,
   if not 0 <= test_fraction < 1:
     raise ValueError(f'the test fraction must lie in [0, 1), got '
                      f'{test_fraction}')
-  u = _id_uniforms(ids, seed)
+  u = _id_uniforms(_split_keys(ids, groups), seed)
   folds = np.floor((u - test_fraction) / (1.0 - test_fraction) *
                    num_folds).astype(np.int64)
   return np.where(u < test_fraction, -1, np.minimum(folds, num_folds - 1))
 
 
 def split_assignment(ids: Sequence[str], validation_fraction: float = 0.0,
-                     test_fraction: float = 0.0, seed: int = 0) -> np.ndarray:
+                     test_fraction: float = 0.0, seed: int = 0,
+                     groups: Optional[Mapping[str, str]] = None) -> np.ndarray:
   """Assigns each clip to 'train', 'validation' or 'test' by a hash of its id.
 
   A clip's split depends only on its id and the seed, not on file order or on
@@ -349,6 +360,9 @@ def split_assignment(ids: Sequence[str], validation_fraction: float = 0.0,
     ids: clip ids.
     validation_fraction, test_fraction: fractions in [0, 1), summing to < 1.
     seed: changes the assignment.
+    groups: clip id -> group name (`vggish.analysis.duplicates.group_ids`):
+      clips of one group (near-duplicates) fall into one split, hashed by
+      the group's name; clips in no group by their own id.
 
   Returns:
     [num_clips] array of split names (object dtype).
@@ -362,7 +376,7 @@ def split_assignment(ids: Sequence[str], validation_fraction: float = 0.0,
         'validation and test fractions must lie in [0, 1) and sum to less '
         f'than 1, got {validation_fraction} and {test_fraction}')
   out = np.empty(len(ids), dtype=object)
-  for i, u in enumerate(_id_uniforms(ids, seed)):
+  for i, u in enumerate(_id_uniforms(_split_keys(ids, groups), seed)):
     if u < test_fraction:
       out[i] = TEST
     elif u < test_fraction + validation_fraction:

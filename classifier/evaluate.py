@@ -42,7 +42,7 @@ SUMMARY_KEYS = ('mAP', 'lwlrap', 'AUC', 'd_prime', 'micro_f1', 'macro_f1',
                 'exact_match', 'top1_accuracy')
 
 
-def _select_split(clip_set, config, split):
+def _select_split(clip_set, config, split, model_dir):
   if split is None:
     return clip_set
   fractions = config.get('split') or {}
@@ -61,9 +61,13 @@ def _select_split(clip_set, config, split):
       'validation_fraction') is None:
     raise ValueError('this model was validated on separate eval data, not a '
                      'split of its training records')
+  groups = None
+  if fractions.get('groups'):
+    from vggish.analysis import duplicates  # pylint: disable=import-outside-toplevel
+    groups = duplicates.read_groups(os.path.join(model_dir, fractions['groups']))
   assignment = data_lib.split_assignment(
       clip_set.ids, fractions.get('validation_fraction') or 0.0,
-      fractions.get('test_fraction') or 0.0, fractions.get('seed', 0))
+      fractions.get('test_fraction') or 0.0, fractions.get('seed', 0), groups)
   selected = assignment == split
   if not selected.any():
     raise ValueError(f'no clip falls in the {split!r} split of this model '
@@ -126,7 +130,7 @@ def evaluate(model_dir, records=None, csv_path: Optional[str] = None,
         store_dir = stack.enter_context(tempfile.TemporaryDirectory(
             prefix='example_store_'))
       clip_set = _examples_from_store(loaded, csv_path, audio_dir, store_dir)
-      clip_set = _select_split(clip_set, config, split)
+      clip_set = _select_split(clip_set, config, split, model_dir)
       return _score(loaded, clip_set, split, model_dir, output_dir)
   else:
     from classifier import predict  # Imports VGGish only when needed.
@@ -134,7 +138,7 @@ def evaluate(model_dir, records=None, csv_path: Optional[str] = None,
                                                       loaded.label_map)
     inputs = predict.AudioInputs(loaded, checkpoint, pca_params)
     clip_set, _ = inputs.clip_set(paths, label_lists, ids=ids)
-  clip_set = _select_split(clip_set, config, split)
+  clip_set = _select_split(clip_set, config, split, model_dir)
   return _score(loaded, clip_set, split, model_dir, output_dir)
 
 

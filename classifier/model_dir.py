@@ -16,6 +16,12 @@
   history.json       per-epoch loss and validation mAP
   metrics.json       validation (and held-out test) metrics of the best model
   *_per_class.csv    per-class metrics
+  training.png       loss and validation mAP per epoch, chosen epoch marked
+                     (`classifier.plots`; needs the `analysis` extra)
+  per_class_ap.png   per-class AP of the held-out split (test, else
+                     validation), sorted
+  duplicate_groups.csv  with --group_duplicates: id,group of the clips that
+                     were kept in one split (the same split on evaluation)
   logs/              TensorBoard logs
 
 Prediction reproduces the training input exactly from this record: the same
@@ -29,7 +35,7 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -45,6 +51,7 @@ HISTORY_FILE = 'history.json'
 METRICS_FILE = 'metrics.json'
 PCA_FILE = 'pca_params.npz'
 LOG_DIR = 'logs'
+GROUPS_FILE = 'duplicate_groups.csv'
 FORMAT_VERSION = 1
 
 INPUT_EMBEDDINGS = 'embeddings'
@@ -94,6 +101,34 @@ def write_per_class_csv(path, label_map: labels_lib.LabelMap,
         else:
           row.append(int(value))
       writer.writerow(row)
+
+
+def read_per_class_csv(path) -> Tuple[labels_lib.LabelMap,
+                                      Dict[str, np.ndarray]]:
+  """Reads a file of `write_per_class_csv`.
+
+  Returns:
+    (the label map of its rows, {metric: [num_classes] array}): int64 where
+    every value of the column is an integer, else float64 with NaN for the
+    undefined (empty) values.
+  """
+  with open(path, newline='', encoding='utf-8') as f:
+    rows = list(csv.reader(f))
+  if not rows or rows[0][:3] != ['index', 'mid', 'display_name']:
+    raise ValueError(f'{path} is not a per-class metrics CSV (expected the '
+                     'header index,mid,display_name,...)')
+  header, rows = rows[0], rows[1:]
+  label_map = labels_lib.LabelMap(tuple(
+      (int(row[0]), row[1], row[2]) for row in rows))
+  columns = {}
+  for j, key in enumerate(header[3:], start=3):
+    cells = [row[j] for row in rows]
+    if all(c.lstrip('-').isdigit() for c in cells):
+      columns[key] = np.array([int(c) for c in cells], np.int64)
+    else:
+      columns[key] = np.array([float(c) if c else np.nan for c in cells],
+                              np.float64)
+  return label_map, columns
 
 
 def frontend_params(config: Dict[str, Any],

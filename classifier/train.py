@@ -37,6 +37,7 @@ from classifier import data as data_lib
 from classifier import example_store as store_lib
 from classifier import metrics as metrics_lib
 from classifier import model_dir as model_dir_lib
+from classifier import plots
 from classifier import training
 from vggish import labels as labels_lib
 from vggish.params import DEFAULT_PARAMS
@@ -54,14 +55,14 @@ FINETUNE_TRAINING_DEFAULTS = dict(epochs=10, batch_size=32, learning_rate=1e-3,
 
 
 def _split(clip_set, validation_fraction, test_fraction, seed,
-           have_eval_data):
+           have_eval_data, groups=None):
   """(train, validation or None, test or None, train + validation).
 
   By `data.split_assignment`.
   """
   assignment = data_lib.split_assignment(
       clip_set.ids, 0.0 if have_eval_data else validation_fraction,
-      test_fraction, seed)
+      test_fraction, seed, groups)
   parts = {}
   for name in (data_lib.TRAIN, data_lib.VALIDATION, data_lib.TEST):
     mask = assignment == name
@@ -72,10 +73,10 @@ def _split(clip_set, validation_fraction, test_fraction, seed,
           parts[data_lib.TEST], clip_set.subset(assignment != data_lib.TEST))
 
 
-def _fold_runs(clip_set, folds, test_fraction, seed):
+def _fold_runs(clip_set, folds, test_fraction, seed, groups=None):
   """([(train, validation) per fold], test or None, all non-test clips)."""
   assignment = data_lib.fold_assignment(clip_set.ids, folds, test_fraction,
-                                        seed)
+                                        seed, groups)
   runs = []
   for k in range(folds):
     validation = assignment == k
@@ -87,6 +88,31 @@ def _fold_runs(clip_set, folds, test_fraction, seed):
   test = assignment < 0
   return (runs, clip_set.subset(test) if test.any() else None,
           clip_set.subset(~test))
+
+
+def _duplicate_groups(pairs_csv, ids, model_dir, config):
+  """The groups of `tools.duplicates` pairs among these clips, saved with the model.
+
+  Returns:
+    id -> group name for the clips in some group (None without pairs_csv).
+  """
+  if pairs_csv is None:
+    return None
+  from vggish.analysis import duplicates  # pylint: disable=import-outside-toplevel
+  groups = duplicates.load_groups(pairs_csv)
+  present = set(ids)
+  kept = {clip_id: group for clip_id, group in groups.items() if clip_id in present}
+  if groups and not kept:
+    raise ValueError(
+        f'none of the {len(groups)} clips named in {pairs_csv} is among the '
+        f'{len(ids)} training clips: are they pairs of these records?')
+  logging.info('duplicate groups: %d clips in %d groups kept together in one '
+               'split (%d of the ids in %s are not among these clips)',
+               len(kept), len(set(kept.values())), len(groups) - len(kept),
+               pairs_csv)
+  duplicates.write_groups(kept, os.path.join(model_dir, model_dir_lib.GROUPS_FILE))
+  config['split']['groups'] = model_dir_lib.GROUPS_FILE
+  return kept
 
 
 def _fold_metrics(fits, runs, val_scores, test_set, test_scores, thresholds):
@@ -169,6 +195,7 @@ def train(label_map: str,
           example_store: Optional[str] = None,
           folds: int = 1,
           refit: Optional[bool] = None,
+          group_duplicates: Optional[str] = None,
           ) -> Dict[str, Any]:
   """Trains a head on embedding records, or fine-tunes VGGish on audio.
 
@@ -209,6 +236,10 @@ def train(label_map: str,
       and save those instead (their mean); the validation figures and
       thresholds stay those of the validated models. None: True when
       `folds` > 1.
+    group_duplicates: a pairs CSV of `tools.duplicates`: clips linked by
+      pairs (near-duplicates, e.g. one clip shifted or re-encoded) are kept
+      in one split or fold, so none leaks between training and validation or
+      test; saved as `duplicate_groups.csv` for `classifier.evaluate`.
     example_store: directory of the fine-tuning audio's log-mel examples
       (`classifier.example_store`), computed once and reused by later runs;
       None: `MODEL_DIR/example_store`.
@@ -308,17 +339,19 @@ def train(label_map: str,
           'uint8 (PCA) records without --pca_params: prediction from audio '
           'will need --pca_params (or the workspace default)')
 
+  groups = _duplicate_groups(group_duplicates, clips.ids, model_dir, config)
   if folds > 1:
     if val_set is not None:
       raise ValueError('--folds validates each model on its own fold; drop '
                        '--eval_records/--eval_csv (or train with --folds=1)')
-    runs, test_set, pool = _fold_runs(clips, folds, test_split, split_seed)
+    runs, test_set, pool = _fold_runs(clips, folds, test_split, split_seed,
+                                      groups)
     config['split']['validation_fraction'] = None
     config['split']['folds'] = folds
   else:
     train_set, split_val, test_set, pool = _split(
         clips, validation_split, test_split, split_seed,
-        have_eval_data=val_set is not None)
+        have_eval_data=val_set is not None, groups=groups)
     if val_set is None:
       val_set = split_val
     if val_set is None:
@@ -474,6 +507,7 @@ def train(label_map: str,
   metrics['total_seconds'] = time.monotonic() - start
   model_dir_lib.write_json(
       os.path.join(model_dir, model_dir_lib.METRICS_FILE), metrics)
+  plots.write_model_plots_or_warn(model_dir)  # A warning, never a failure.
   if folds == 1:
     logging.info('saved the best model (epoch %d, validation mAP %.4f) to %s',
                  fits[0].best_epoch, fits[0].best_val_map, model_dir)
@@ -500,6 +534,9 @@ def _define_flags():
   flags.DEFINE_float('test_split', 0.0,
                      'Fraction of training clips held out as a test set.')
   flags.DEFINE_integer('split_seed', 0, 'Seed of the hashed splits.')
+  flags.DEFINE_string('group_duplicates', None,
+                      'Pairs CSV of tools.duplicates: clips linked by pairs '
+                      '(near-duplicates) fall into one split or fold.')
   flags.DEFINE_integer('folds', None,
                        'K > 1: train K models on K hashed folds (each '
                        'validated on its own fold), report mean +- std and '
@@ -667,7 +704,7 @@ def main(argv):
       spec_augment=FLAGS.spec_augment,
       short_clip_policy=FLAGS.short_clip_policy, allow_tf32=FLAGS.allow_tf32,
       example_store=FLAGS.example_store, folds=_cli_folds(FLAGS),
-      refit=FLAGS.refit)
+      refit=FLAGS.refit, group_duplicates=FLAGS.group_duplicates)
   _print_summary(metrics)
   print(f'model directory: {FLAGS.model_dir}')
 

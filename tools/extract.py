@@ -167,14 +167,6 @@ def main(argv):
     return options.EXIT_INTERRUPTED
 
 
-def parse_flags(argv):
-  """absl's parser, but a bad flag is a one-line usage error with exit status 2."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(cli.EXIT_USAGE)
-
 
 if __name__ == '__main__':
-  app.run(cli.exit_fast(main), flags_parser=parse_flags)
+  app.run(cli.exit_fast(main), flags_parser=cli.parse_flags)

@@ -34,6 +34,19 @@ def exit_on_user_error(main):
   return wrapped
 
 
+def parse_flags(argv):
+  """absl's flag parser, but a bad flag is a one-line usage error (exit status 2).
+
+  For positional-argument CLIs: `app.run(main, flags_parser=cli.parse_flags)`.
+  """
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
 def run(main, define_flags):
   """Defines the flags and runs `main` under absl with user errors caught."""
   from absl import app  # pylint: disable=import-outside-toplevel
