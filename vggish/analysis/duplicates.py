@@ -9,25 +9,27 @@ time offset. `find_duplicates` looks for exactly that:
    length; similarity is the cosine of two such vectors.
 2. All example pairs of different clips with similarity >= `threshold` are
    found by blocked matrix products over the whole corpus (exact, no
-   approximate index): these are the candidate clip pairs.
-3. Generic examples (silence, hum: an example that matches more than
-   `max_neighbors` other clips) are left out, so that clips sharing only a
-   silent stretch are not called duplicates.
-4. For each candidate pair, every alignment (diagonal of the two clips'
-   example similarity matrix) is scanned for its longest run of consecutive
-   examples that all match; a pair is reported when that run has at least
-   `min_examples` examples (or all of the shorter clip's).
+   approximate index); their clips are the candidate pairs.
+3. Generic examples (silence, hum, a background many clips share: an example
+   similar to more than `max_neighbors` other clips) neither propose pairs
+   nor count in a pair's score, so that clips sharing only silence are not
+   called duplicates. A clip made only of generic examples pairs with none.
+4. Each candidate pair is scored at every alignment (diagonal of the two
+   clips' example similarity matrix) by the mean similarity of its
+   overlapping example pairs; the best alignment is reported when its mean
+   is >= `threshold` over at least `min_examples` pairs (or all of the
+   shorter clip's).
 
-A match of a short clip inside a long one is a sub-clip match; its
-`offset_seconds` says where: the audio at time t of clip a is at t +
-offset_seconds of clip b (resolution: the example hop, 0.96 s by default;
-extract with `--example_hop_seconds 0.48` for finer offsets and for better
-recall on copies shifted by about half an example).
+A short clip inside a long one is a sub-clip match; `offset_seconds` says
+where: the audio at time t of clip a is at t + offset_seconds of clip b
+(resolution: the example hop, 0.96 s by default; extract with
+`--example_hop_seconds 0.48` for finer offsets and for copies shifted by
+about half an example, whose windows otherwise never line up).
 
-The default threshold, 0.85, and its precision and recall are measured by
-`vggish.analysis.duplicate_benchmark` on generated duplicates (shifted,
-MP3 re-encoded, gain-changed, cropped copies of generated audio, among
-distinct clips of the same sound families); the figures are in README.md.
+The defaults (threshold 0.9, 2 examples, 20 neighbours) and what they find
+are measured on AudioSet's released embeddings and, with
+`vggish.analysis.duplicate_benchmark`, on generated duplicates (shifted,
+MP3 re-encoded, gain-changed, cropped copies); README.md has the figures.
 """
 
 import csv
@@ -35,18 +37,20 @@ import dataclasses
 import io
 import logging
 import os
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from vggish import files as files_lib
 from vggish import progress as progress_lib
-from vggish.analysis import clips as clips_lib
 from vggish.params import DEFAULT_PARAMS, Params
+
+if TYPE_CHECKING:  # The records reader imports TensorFlow, which this module does not need.
+  from vggish.analysis import clips as clips_lib
 
 DEFAULT_THRESHOLD = 0.9
 DEFAULT_MIN_EXAMPLES = 2
-DEFAULT_MAX_NEIGHBORS = 50
+DEFAULT_MAX_NEIGHBORS = 20
 
 PAIR_FIELDS = ('id_a', 'id_b', 'similarity', 'offset_seconds', 'start_a',
                'start_b', 'matched_seconds', 'coverage_a', 'coverage_b')
@@ -80,7 +84,7 @@ class Pair:
   coverage_b: float
 
 
-def normalized_examples(clips: clips_lib.Clips) -> np.ndarray:
+def normalized_examples(clips: 'clips_lib.Clips') -> np.ndarray:
   """float32 [total_examples, 128]: centred on the corpus mean, unit length."""
   values = clips.embeddings.astype(np.float32)
   if not len(values):
@@ -136,32 +140,41 @@ def _generic_examples(rows, cols, example_clip, num_examples: int,
   return counts > max_neighbors
 
 
-def best_alignment(sims: np.ndarray, min_overlap: int) -> Tuple[float, int, int, int]:
+def best_alignment(sims: np.ndarray, min_overlap: int,
+                   usable_a: Optional[np.ndarray] = None,
+                   usable_b: Optional[np.ndarray] = None) -> Tuple[float, int, int, int]:
   """The alignment of two clips whose overlapping examples agree best.
 
   Args:
     sims: [n_a, n_b] cosine similarities of the two clips' examples.
-    min_overlap: fewest overlapping examples an alignment may have.
+    min_overlap: fewest overlapping usable example pairs an alignment needs.
+    usable_a, usable_b: bool [n_a], [n_b]: examples that may count (not
+      generic); default all.
 
   Returns:
-    (mean similarity over the overlap, overlap in examples, first example of
-    a, first example of b) of the best alignment (diagonal of `sims`); ties
-    go to the longer overlap. (-inf, 0, 0, 0) when no alignment overlaps by
-    `min_overlap` examples.
+    (mean similarity of the overlapping usable example pairs, overlap in
+    examples, first example of a, first example of b) of the best alignment
+    (diagonal of `sims`); ties go to the longer overlap. (-inf, 0, 0, 0)
+    when no alignment has `min_overlap` usable pairs.
   """
   n_a, n_b = sims.shape
+  if usable_a is None:
+    usable_a = np.ones(n_a, bool)
+  if usable_b is None:
+    usable_b = np.ones(n_b, bool)
+  usable = usable_a[:, None] & usable_b[None, :]
   best = (-np.inf, 0, 0, 0)
   for d in range(-(n_a - 1), n_b):  # Example i of a meets example i + d of b.
-    diagonal = np.diagonal(sims, offset=d)
-    if len(diagonal) < min_overlap:
+    keep = np.diagonal(usable, offset=d)
+    if keep.sum() < max(min_overlap, 1):
       continue
-    mean = float(np.mean(diagonal))
-    if (mean, len(diagonal)) > best[:2]:
-      best = (mean, len(diagonal), max(0, -d), max(0, d))
+    mean = float(np.mean(np.diagonal(sims, offset=d)[keep]))
+    if (mean, len(keep)) > best[:2]:
+      best = (mean, len(keep), max(0, -d), max(0, d))
   return best
 
 
-def find_duplicates(clips: clips_lib.Clips,
+def find_duplicates(clips: 'clips_lib.Clips',
                     threshold: float = DEFAULT_THRESHOLD,
                     min_examples: int = DEFAULT_MIN_EXAMPLES,
                     max_neighbors: int = DEFAULT_MAX_NEIGHBORS,
@@ -211,7 +224,7 @@ def find_duplicates(clips: clips_lib.Clips,
     logging.info('duplicates: %d of %d examples match more than %d clips and '
                  'are treated as generic (silence, hum)', int(generic.sum()),
                  len(vectors), max_neighbors)
-  # Generic examples propose no candidates; they still count in the score.
+  # Generic examples neither propose candidates nor count in a pair's score.
   keep = ~generic[rows] & ~generic[cols]
   pairs = np.unique(np.stack([example_clip[rows[keep]],
                               example_clip[cols[keep]]], axis=1), axis=0)
@@ -222,9 +235,10 @@ def find_duplicates(clips: clips_lib.Clips,
   found = []
   for a, b in pairs:
     need = int(min(min_examples, counts[a], counts[b]))
+    sa = slice(clips.splits[a], clips.splits[a + 1])
+    sb = slice(clips.splits[b], clips.splits[b + 1])
     mean, length, start_a, start_b = best_alignment(
-        vectors[clips.splits[a]:clips.splits[a + 1]] @
-        vectors[clips.splits[b]:clips.splits[b + 1]].T, need)
+        vectors[sa] @ vectors[sb].T, need, ~generic[sa], ~generic[sb])
     if mean < threshold:
       continue
     # Report with id_a sorting first.
