@@ -163,7 +163,8 @@ class FullDiskWriter:
 extractor._open_record_writer = FullDiskWriter
 from absl import app
 from tools import extract
-app.run(extract.main, flags_parser=extract.parse_flags)
+from vggish import cli
+app.run(extract.main, flags_parser=cli.parse_flags)
 '''
 
 
