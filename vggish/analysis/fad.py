@@ -160,12 +160,19 @@ def list_inputs(args: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
   found, seen = [], set()
   for arg in expanded:
     # One argument at a time: ids (relative paths) may repeat across folders.
-    for item in corpus.discover_inputs([arg]):
+    if os.path.isdir(arg) or (corpus.is_glob(arg) and not os.path.lexists(arg)):
+      items = corpus.discover_inputs([arg])
+    else:  # A file, or a missing one: that input's failure, not the command's.
+      items = [corpus.AudioInput(video_id=arg, path=arg, error=audio_io.why_not_a_file(arg))]
+    for item in items:
       real = os.path.realpath(item.path)
       if real not in seen:
         seen.add(real)
         found.append(item)
   corpus.check_some_exist(found)
+  if not found:
+    raise ValueError(f'no audio files in {", ".join(expanded)} (looked for '
+                     f'{", ".join(sorted(extensions))})')
   return found
 
 

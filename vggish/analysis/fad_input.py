@@ -103,7 +103,9 @@ def read_reference_wav(path) -> np.ndarray:
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter('always')
       rate, samples = wavfile.read(path)
-  except (ValueError, EOFError, OSError, IndexError, TypeError) as e:
+  except MemoryError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (struct.error, ValueError, EOFError...)
     raise audio_io.AudioReadError(
         f'{path}: cannot be read by the reference WAV reader (scipy.io.wavfile: {e}); '
         f'{_CONVERT_HINT}') from e
