@@ -247,6 +247,13 @@ def test_statistics_files_are_a_cache(tmp_path, test_set, embedder, recipe_check
                 **dict(kwargs, checkpoint_path=other))
   with pytest.raises(FileNotFoundError, match='no such file'):
     fad_lib.fad(None, test_set / 'test1', background_stats=tmp_path / 'none.npz', **kwargs)
+  # Statistics that record no audio (of embeddings, or the reference's) are only read.
+  plain = tmp_path / 'plain.npz'
+  fad_stats.save_stats(fad_stats.Stats(
+      mu=saved.mu, sigma=saved.sigma, count=saved.count), plain)
+  assert fad_lib.fad(None, test_set / 'test1', background_stats=plain, **kwargs).fad == first.fad
+  with pytest.raises(ValueError, match='record no audio files'):
+    fad_lib.fad(background, test_set / 'test1', background_stats=plain, **kwargs)
 
 
 def _run_fad(*args, env=None):
@@ -284,7 +291,7 @@ def test_cli_usage_errors(tmp_path, test_set):
       (['--eval', test_set], 'give --background'),
       (['--background', test_set], 'give --eval'),
       (['--background', test_set, '--eval', test_set, '--background_stats', 'x.json'],
-       'must end in .npz'),
+       'statistics are written as .npz'),
       (['--background', test_set, '--eval', test_set, '--per_file', tmp_path / 'no' / 'a.csv'],
        'does not exist'),
       (['--background', tmp_path / 'missing', '--eval', test_set], 'none of the 1 input'),
@@ -306,3 +313,16 @@ def test_cli_without_scipy_names_the_extra(tmp_path, test_set):
                     env={'PYTHONPATH': str(blocker)})
   assert result.returncode == 2, result.stderr[-2000:]
   assert 'pip install -e ".[fad]"' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_benchmark_measures_equal_statistics(tmp_path, recipe_model):
+  from vggish.analysis import fad_benchmark
+  paths = fad_benchmark.write_corpus(str(tmp_path), files=4, seconds=2.5)
+  measurement = fad_benchmark.measure(paths, rounds=1, batch_size=8, model=recipe_model)
+  assert (measurement.files, measurement.windows) == (4, 4 * 4)
+  # The reference's way and embed_set embed the same windows into the same statistics.
+  assert measurement.max_mu_difference < 1e-6 and measurement.max_sigma_difference < 1e-6
+  lines = measurement.lines()
+  assert any('embed_set / reference' in line for line in lines)
+  assert set(measurement.seconds) == {'reference', 'embed_set', 'frontend per window',
+                                      'frontend shared'}

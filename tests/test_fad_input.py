@@ -161,3 +161,21 @@ def test_write_test_set(tmp_path):
     subset = path.split('/')[-2]
     name = path.split('/')[-1][:-len('.wav')]
     np.testing.assert_array_equal(fad_input.read_reference_wav(path), sets[subset][name])
+
+
+def test_test_set_cli(tmp_path):
+  import pathlib
+  import subprocess
+  import sys
+  root = pathlib.Path(__file__).resolve().parents[1]
+  result = subprocess.run([sys.executable, '-m', 'tools.fad_test_set', str(tmp_path / 'set'),
+                           '--seed', '3'], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert len(list((tmp_path / 'set').glob('*/*.wav'))) == 20
+  expected = fad_input.reference_test_set(seed=3)['test1']['sine_300hz_noise_0.0001']
+  got = fad_input.read_reference_wav(tmp_path / 'set' / 'test1' / 'sine_300hz_noise_0.0001.wav')
+  np.testing.assert_array_equal(got, expected)
+  result = subprocess.run([sys.executable, '-m', 'tools.fad_test_set'], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2 and result.stderr.startswith('error: give one DIR')

@@ -101,6 +101,10 @@ def test_bad_stats_files(tmp_path):
   text.write_text('hello')
   with pytest.raises(ValueError, match='not a FAD statistics file'):
     fad_stats.load_stats(text)
+  zipped = tmp_path / 'cut.npz'
+  zipped.write_bytes(b'PK\x03\x04 and nothing more')
+  with pytest.raises(ValueError, match='not a FAD statistics file'):
+    fad_stats.load_stats(zipped)
   other = tmp_path / 'other.npz'
   np.savez(other, embeddings=np.zeros(3))
   with pytest.raises(ValueError, match='no mu and sigma'):
@@ -111,6 +115,38 @@ def test_bad_stats_files(tmp_path):
     fad_stats.load_stats(broken)
   with pytest.raises(ValueError, match='it is a directory'):
     fad_stats.save_stats(fad_stats.compute_stats(np.eye(3)), tmp_path)
+
+
+def test_reads_the_reference_implementations_statistics(tmp_path):
+  tf = pytest.importorskip('tensorflow')
+  rng = np.random.default_rng(7)
+  stats = fad_stats.compute_stats(rng.standard_normal((40, 5)))
+
+  def write(path, **features):
+    example = tf.train.Example(features=tf.train.Features(feature=features))
+    with tf.io.TFRecordWriter(str(path)) as writer:
+      writer.write(example.SerializeToString())
+
+  def floats(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(value=np.ravel(values)))
+
+  path = tmp_path / 'reference_stats'
+  write(path, mu=floats(stats.mu), sigma=floats(stats.sigma),
+        embedding_length=tf.train.Feature(int64_list=tf.train.Int64List(value=[5])))
+  loaded = fad_stats.load_stats(path)
+  np.testing.assert_array_equal(loaded.mu, stats.mu)
+  np.testing.assert_array_equal(loaded.sigma, stats.sigma)
+  assert loaded.mode == '' and loaded.checkpoint_sha256 == ''  # Nothing to check against.
+  assert abs(fad_stats.distance(loaded, stats)) < 1e-12
+  write(tmp_path / 'other', embedding=floats(stats.mu))
+  with pytest.raises(ValueError, match='no mu and sigma'):
+    fad_stats.load_stats(tmp_path / 'other')
+  write(tmp_path / 'cut', mu=floats(stats.mu), sigma=floats(stats.sigma.ravel()[:-1]))
+  with pytest.raises(ValueError, match='5 means, 24 covariance values'):
+    fad_stats.load_stats(tmp_path / 'cut')
+  (tmp_path / 'garbage').write_bytes(b'\x00' * 40)
+  with pytest.raises(ValueError, match='not a FAD statistics file'):
+    fad_stats.load_stats(tmp_path / 'garbage')
 
 
 # --- The distance.

@@ -22,7 +22,9 @@ ones. README.md "Fréchet Audio Distance" has the details.
 --background_stats / --eval_stats FILE.npz: statistics cache. Written after
 the audio is embedded and read on the next run instead of embedding again,
 unless the audio files, the checkpoint or the mode changed (then recomputed).
-Without the audio flag, the file alone is used.
+Without the audio flag, the file alone is used; so is a statistics file of
+the reference implementation (a TFRecord with mu and sigma), which is only
+read.
 
 Prints the FAD on stdout (--json: one JSON object with fad,
 background_embeddings, eval_embeddings, file counts, mode, the statistics
@@ -83,8 +85,10 @@ def main(argv):
   if not (_EVAL.value or _EVAL_STATS.value):
     raise ValueError('give --eval (audio) or --eval_stats (a statistics file)')
   for flag in (_BACKGROUND_STATS, _EVAL_STATS):
-    if flag.value is not None and not flag.value.endswith('.npz'):
-      raise ValueError(f'--{flag.name} must end in .npz, got {flag.value!r}')
+    # An existing file may be the reference implementation's (a TFRecord, read only).
+    if (flag.value is not None and not flag.value.endswith('.npz')
+        and not os.path.isfile(flag.value)):
+      raise ValueError(f'--{flag.name}: statistics are written as .npz; got {flag.value!r}')
   if _PER_FILE.value is not None:
     if not _PER_FILE.value.endswith('.csv'):
       raise ValueError(f'--per_file must end in .csv, got {_PER_FILE.value!r}')

@@ -77,6 +77,11 @@ class Embedder:
                batch_size, params)
 
   @property
+  def model(self):
+    """The wrapped Keras model."""
+    return self._model
+
+  @property
   def tracing_count(self) -> int:
     """Times the model function was traced (1 after any number of calls)."""
     return self._call.experimental_get_tracing_count()

@@ -418,6 +418,10 @@ def fad(background=None, eval=None, *,  # pylint: disable=redefined-builtin
     cached = None
     if stats_path is not None and os.path.exists(stats_path):
       cached = fad_stats.load_stats(stats_path)
+      if inputs is not None and not cached.inputs_sha256:
+        raise ValueError(f'{name} statistics {stats_path} record no audio files (the reference '
+                         'implementation\'s, or computed from embeddings), so they cannot be '
+                         f'checked against the {name} audio or rewritten: give one or the other')
       digest = inputs_digest(inputs) if inputs is not None else ''
       stale = _stale_reason(cached, mode, checkpoint_sha() if cached.checkpoint_sha256 else '',
                             digest)

@@ -22,6 +22,7 @@ TensorFlow.
 import dataclasses
 import logging
 import os
+import zipfile
 
 import numpy as np
 
@@ -179,8 +180,39 @@ def save_stats(stats: Stats, path) -> None:
   files_lib.write_atomically(path, write, what='the FAD statistics')
 
 
+def _read_reference_stats(path: str) -> dict:
+  """mu and sigma of the reference implementation's statistics file, or ValueError.
+
+  That file is a TFRecord of one `tf.train.Example` whose float lists `mu`
+  (d values) and `sigma` (d * d, row-major) are the float32 statistics.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (only for this format)
+  try:
+    record = next(iter(tf.data.TFRecordDataset(path)), None)
+    if record is None:
+      raise ValueError('an empty TFRecord file')
+    example = tf.train.Example.FromString(record.numpy())
+  except (tf.errors.OpError, ValueError, RuntimeError) as e:  # DecodeError is a RuntimeError.
+    raise ValueError(f'{path}: not a FAD statistics file (an .npz of tools.fad, or the '
+                     f'reference implementation\'s TFRecord): {" ".join(str(e).split())[:200]}'
+                     ) from e
+  features = example.features.feature
+  if 'mu' not in features or 'sigma' not in features:
+    raise ValueError(f'{path}: a TFRecord, but not of FAD statistics: its example has no mu '
+                     f'and sigma (it has {", ".join(sorted(features)) or "nothing"})')
+  mu = np.array(features['mu'].float_list.value, np.float32)
+  sigma = np.array(features['sigma'].float_list.value, np.float32)
+  if sigma.size != mu.size ** 2:
+    raise ValueError(f'{path}: broken FAD statistics: {mu.size} means, {sigma.size} '
+                     'covariance values')
+  return {'mu': mu, 'sigma': sigma.reshape(mu.size, mu.size)}
+
+
 def load_stats(path) -> Stats:
-  """Reads a statistics file of `save_stats`.
+  """Reads a statistics file of `save_stats`, or of the reference implementation.
+
+  The reference's (a TFRecord) records no mode, checkpoint or audio files,
+  so nothing can check that it fits: it is used as it is.
 
   Raises:
     FileNotFoundError: no such file.
@@ -189,11 +221,18 @@ def load_stats(path) -> Stats:
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'FAD statistics {path!r}: no such file')
-  try:
-    with np.load(path, allow_pickle=False) as data:
-      fields = {name: data[name] for name in data.files}
-  except (ValueError, OSError, EOFError) as e:
-    raise ValueError(f'{path}: not a FAD statistics file (.npz of tools.fad): {e}') from e
+  with open(path, 'rb') as f:
+    is_zip = f.read(4) == b'PK\x03\x04'
+  if not is_zip:
+    fields = _read_reference_stats(path)
+    logging.info('%s: statistics of the reference implementation (%d dimensions)', path,
+                 fields['mu'].size)
+  else:
+    try:
+      with np.load(path, allow_pickle=False) as data:
+        fields = {name: data[name] for name in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+      raise ValueError(f'{path}: not a FAD statistics file (.npz of tools.fad): {e}') from e
   if 'mu' not in fields or 'sigma' not in fields:
     raise ValueError(f'{path}: not a FAD statistics file: it has no mu and sigma arrays '
                      f'(it has {", ".join(sorted(fields)) or "nothing"})')
