@@ -256,6 +256,18 @@ def test_statistics_files_are_a_cache(tmp_path, test_set, embedder, recipe_check
     fad_lib.fad(background, test_set / 'test1', background_stats=plain, **kwargs)
 
 
+def test_statistics_that_cannot_be_written_do_not_lose_the_fad(tmp_path, test_set, embedder,
+                                                              monkeypatch, caplog):
+  def full_disk(stats, path):
+    raise OSError(28, 'No space left on device')
+
+  monkeypatch.setattr(fad_stats, 'save_stats', full_disk)
+  result = fad_lib.fad(test_set / 'background', test_set / 'test1', embedder=embedder,
+                       background_stats=tmp_path / 'bg.npz', show_progress=False)
+  assert np.isfinite(result.fad) and result.background.stats_path is None
+  assert 'No space left on device' in caplog.text and 'without caching' in caplog.text
+
+
 def _run_fad(*args, env=None):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', **(env or {}))
   return subprocess.run([sys.executable, '-m', 'tools.fad'] + [str(a) for a in args],
@@ -320,8 +332,10 @@ def test_benchmark_measures_equal_statistics(tmp_path, recipe_model):
   paths = fad_benchmark.write_corpus(str(tmp_path), files=4, seconds=2.5)
   measurement = fad_benchmark.measure(paths, rounds=1, batch_size=8, model=recipe_model)
   assert (measurement.files, measurement.windows) == (4, 4 * 4)
-  # The reference's way and embed_set embed the same windows into the same statistics.
-  assert measurement.max_mu_difference < 1e-6 and measurement.max_sigma_difference < 1e-6
+  # The reference's way and embed_set embed the same windows into the same statistics
+  # (bit for bit with oneDNN's kernels; Eigen's round batches of other sizes differently,
+  # about 1e-6 here).
+  assert measurement.max_mu_difference < 1e-5 and measurement.max_sigma_difference < 1e-5
   lines = measurement.lines()
   assert any('embed_set / reference' in line for line in lines)
   assert set(measurement.seconds) == {'reference', 'embed_set', 'frontend per window',

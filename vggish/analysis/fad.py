@@ -348,6 +348,48 @@ def _stale_reason(stats: Stats, mode: str, checkpoint: str, inputs: str) -> Opti
   return None
 
 
+def _plan(name: str, given, stats_path, mode: str, per_file: bool,
+          checkpoint_sha: Callable[[], str]):
+  """('ready', SetResult) for a set known without embedding, else ('embed', (inputs, stats_path))."""
+  if stats_path is not None:
+    stats_path = os.fspath(stats_path)
+  if given is None and stats_path is None:
+    raise ValueError(f'give the {name} set: audio files or folders, or a statistics file')
+  if isinstance(given, (Stats, np.ndarray)):
+    stats = given if isinstance(given, Stats) else fad_stats.compute_stats(given)
+    return 'ready', SetResult(stats=stats)
+  inputs = None if given is None else list_inputs(given)
+  cached = None
+  if stats_path is not None and os.path.exists(stats_path):
+    cached = fad_stats.load_stats(stats_path)
+    if inputs is not None and not cached.inputs_sha256:
+      raise ValueError(f'{name} statistics {stats_path} record no audio files (the reference '
+                       'implementation\'s, or computed from embeddings), so they cannot be '
+                       f'checked against the {name} audio or rewritten: give one or the other')
+    digest = inputs_digest(inputs) if inputs is not None else ''
+    stale = _stale_reason(cached, mode, checkpoint_sha() if cached.checkpoint_sha256 else '',
+                          digest)
+    if stale and inputs is None:
+      raise ValueError(f'{name} statistics {stats_path} do not fit this run ({stale}); give '
+                       f'the {name} audio to recompute them, or delete the file')
+    if stale:
+      logging.warning('%s statistics %s: %s; recomputing them', name, stats_path, stale)
+      cached = None
+    elif name == 'eval' and per_file:
+      cached = None  # Embedded again for the per-file FADs (and the cache rewritten).
+    elif inputs is not None:
+      logging.info('%s: reusing statistics %s (%d embeddings of %d files)', name,
+                   stats_path, cached.count, cached.num_files)
+  elif stats_path is not None and inputs is None:
+    raise FileNotFoundError(f'{name} statistics {stats_path!r}: no such file; give the '
+                            f'{name} audio to compute them')
+  if cached is not None:
+    return 'ready', SetResult(stats=cached, stats_path=stats_path, reused=True)
+  if stats_path is not None:
+    files_lib.check_output_file(stats_path, f'the {name} statistics')
+  return 'embed', (inputs, stats_path)
+
+
 def fad(background=None, eval=None, *,  # pylint: disable=redefined-builtin
         background_stats=None, eval_stats=None, checkpoint_path=None, mode: str = REFERENCE,
         per_file: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -387,6 +429,8 @@ def fad(background=None, eval=None, *,  # pylint: disable=redefined-builtin
   """
   from vggish import workspace  # pylint: disable=import-outside-toplevel
   fad_input.check_mode(mode)
+  if per_file and (eval is None or isinstance(eval, (Stats, np.ndarray))):
+    raise ValueError('per-file FADs need the eval audio files, not only their statistics')
   checkpoint = os.fspath(checkpoint_path or workspace.default_checkpoint_path())
   checkpoint_digest = None
 
@@ -403,51 +447,9 @@ def fad(background=None, eval=None, *,  # pylint: disable=redefined-builtin
       embedder = Embedder.from_checkpoint(checkpoint_path, batch_size=batch_size)
     return embedder
 
-  plans = {}
-  for name, given, stats_path in (('background', background, background_stats),
-                                  ('eval', eval, eval_stats)):
-    if stats_path is not None:
-      stats_path = os.fspath(stats_path)
-    if given is None and stats_path is None:
-      raise ValueError(f'give the {name} set: audio files or folders, or a statistics file')
-    if isinstance(given, Stats) or (isinstance(given, np.ndarray)):
-      stats = given if isinstance(given, Stats) else fad_stats.compute_stats(given)
-      plans[name] = ('ready', SetResult(stats=stats))
-      continue
-    inputs = None if given is None else list_inputs(given)
-    cached = None
-    if stats_path is not None and os.path.exists(stats_path):
-      cached = fad_stats.load_stats(stats_path)
-      if inputs is not None and not cached.inputs_sha256:
-        raise ValueError(f'{name} statistics {stats_path} record no audio files (the reference '
-                         'implementation\'s, or computed from embeddings), so they cannot be '
-                         f'checked against the {name} audio or rewritten: give one or the other')
-      digest = inputs_digest(inputs) if inputs is not None else ''
-      stale = _stale_reason(cached, mode, checkpoint_sha() if cached.checkpoint_sha256 else '',
-                            digest)
-      if stale and inputs is None:
-        raise ValueError(f'{name} statistics {stats_path} do not fit this run ({stale}); give '
-                         f'the {name} audio to recompute them, or delete the file')
-      if stale:
-        logging.warning('%s statistics %s: %s; recomputing them', name, stats_path, stale)
-        cached = None
-      elif name == 'eval' and per_file:
-        if inputs is None:
-          raise ValueError('--per_file needs the eval audio files, not only their statistics')
-        cached = None  # Embedded again for the per-file FADs (and the cache rewritten).
-      elif inputs is not None:
-        logging.info('%s: reusing statistics %s (%d embeddings of %d files)', name,
-                     stats_path, cached.count, cached.num_files)
-    elif stats_path is not None and inputs is None:
-      raise FileNotFoundError(f'{name} statistics {stats_path!r}: no such file; give the '
-                              f'{name} audio to compute them')
-    if cached is not None:
-      plans[name] = ('ready', SetResult(stats=cached, stats_path=stats_path, reused=True))
-    else:
-      if stats_path is not None:
-        files_lib.check_output_file(stats_path, f'the {name} statistics')
-      plans[name] = ('embed', (inputs, stats_path))
-
+  plans = {name: _plan(name, given, stats_path, mode, per_file, checkpoint_sha)
+           for name, given, stats_path in (('background', background, background_stats),
+                                           ('eval', eval, eval_stats))}
   sides = {}
   for name in ('background', 'eval'):
     kind, plan = plans[name]
@@ -463,9 +465,13 @@ def fad(background=None, eval=None, *,  # pylint: disable=redefined-builtin
     result = embed_set(inputs, get_embedder(), mode, against=against,
                        num_workers=num_workers, show_progress=show_progress, desc=name, **info)
     if stats_path is not None:
-      fad_stats.save_stats(result.stats, stats_path)
-      result.stats_path = stats_path
-      logging.info('%s: wrote statistics %s', name, stats_path)
+      try:
+        fad_stats.save_stats(result.stats, stats_path)
+      except OSError as e:  # Disk full, permissions: the FAD is still computed.
+        logging.warning('%s: %s; the FAD is computed without caching the statistics', name, e)
+      else:
+        result.stats_path = stats_path
+        logging.info('%s: wrote statistics %s', name, stats_path)
     sides[name] = result
 
   back, ev = sides['background'].stats, sides['eval'].stats

@@ -161,14 +161,16 @@ def normalize_loudness(samples: np.ndarray) -> np.ndarray:
   return samples / max(MIN_PEAK, samples.max())
 
 
-def reference_examples(samples: np.ndarray) -> np.ndarray:
+def reference_examples(samples: np.ndarray, dtype=np.float64) -> np.ndarray:
   """Normalized 16 kHz samples -> one VGGish example per 1 s window, every 0.5 s.
 
   Args:
     samples: [num_samples] mono at 16 kHz, already loudness-normalized.
+    dtype: of the result; the log-mel is computed in float64 either way
+      (float32: what the model takes, at half the memory of an hour-long file).
 
   Returns:
-    float64 [num_windows(num_samples), 96, 64]: window k's log-mel frames
+    [num_windows(num_samples), 96, 64] of `dtype`: window k's log-mel frames
     0..95, as `vggish.frontend.waveform_to_examples` would give for
     `samples[8000 k: 8000 k + 16000]`.
   """
@@ -176,7 +178,7 @@ def reference_examples(samples: np.ndarray) -> np.ndarray:
   frames_per_hop = HOP_SAMPLES // params.stft_hop_length_samples  # 50
   length = params.example_window_length  # 96
   total = num_windows(samples.shape[0])
-  examples = np.empty((total, length, params.num_mel_bins), np.float64)
+  examples = np.empty((total, length, params.num_mel_bins), dtype)
   offsets = np.arange(length)
   for first in range(0, total, _WINDOWS_PER_CHUNK):
     count = min(_WINDOWS_PER_CHUNK, total - first)
@@ -196,8 +198,8 @@ def file_examples(path, mode: str = REFERENCE) -> Tuple[np.ndarray, float]:
     vggish.audio_io.AudioReadError: see `read_samples`.
   """
   samples = read_samples(path, mode)
-  examples = reference_examples(normalize_loudness(samples))
-  return examples.astype(np.float32), samples.shape[0] / SAMPLE_RATE
+  examples = reference_examples(normalize_loudness(samples), np.float32)
+  return examples, samples.shape[0] / SAMPLE_RATE
 
 
 # The reference's sanity check: sines at these frequencies; test1 and test2
