@@ -15,6 +15,7 @@ cache: a file computed from other audio, another checkpoint or another mode
 is recomputed, never silently used). `tools.fad` is its command line.
 """
 
+import collections
 import csv
 import dataclasses
 import glob
@@ -222,8 +223,7 @@ def _prepare(path: str, mode: str):
 
 def embed_set(inputs: Sequence[corpus.AudioInput], embedder, mode: str = REFERENCE, *,
               against: Optional[Stats] = None, num_workers: Optional[int] = None,
-              show_progress: bool = True, desc: str = '',
-              on_file: Optional[Callable[[FileResult], None]] = None, **info) -> SetResult:
+              show_progress: bool = True, desc: str = '', **info) -> SetResult:
   """Embeds a set's audio files in batches across files; returns its statistics.
 
   Files are read and turned into examples by background workers while the
@@ -238,7 +238,6 @@ def embed_set(inputs: Sequence[corpus.AudioInput], embedder, mode: str = REFEREN
     num_workers: reading workers (default one per core).
     show_progress: files, examples/s and ETA on stderr.
     desc: the progress label ('background', 'eval').
-    on_file: called with each `FileResult` as it is done.
     **info: `Stats` fields to record (checkpoint_sha256, inputs_sha256).
 
   Raises:
@@ -269,24 +268,16 @@ def embed_set(inputs: Sequence[corpus.AudioInput], embedder, mode: str = REFEREN
         except FadError as e:
           result.note = str(e)
     bar.update(1, examples=result.embeddings, audio_seconds=result.seconds)
-    if on_file is not None:
-      on_file(result)
-
-  def skip(index: int) -> None:
-    logging.warning('skipped: %s', results[index].error)
-    bar.update(1)
-    if on_file is not None:
-      on_file(results[index])
 
   todo = [i for i, item in enumerate(inputs) if item.error is None]
-  for i, item in enumerate(inputs):
+  for item in inputs:
     if item.error is not None:
       logging.warning('skipped: %s', item.error)
   with progress_lib.Progress(total=len(todo), unit='files', desc=desc,
                              enabled=show_progress) as bar, \
       workers.make_pool(num_workers, workers.THREAD) as pool:
     pending = iter(todo)
-    queue = []
+    queue = collections.deque()
 
     def refill() -> None:
       while len(queue) < prefetch:
@@ -297,13 +288,14 @@ def embed_set(inputs: Sequence[corpus.AudioInput], embedder, mode: str = REFEREN
 
     refill()
     while queue:
-      index, future = queue.pop(0)
+      index, future = queue.popleft()
       refill()
       examples, seconds, error = future.result()
       results[index].seconds = seconds
       if error is not None:
         results[index].error = error
-        skip(index)
+        logging.warning('skipped: %s', error)
+        bar.update(1)
         continue
       results[index].embeddings = examples.shape[0]
       for done, embeddings in packer.add(index, examples):
@@ -486,4 +478,5 @@ def fad(background=None, eval=None, *,  # pylint: disable=redefined-builtin
     logging.info('%s: %d embeddings of %d file(s)%s', name, side.stats.count,
                  side.stats.num_files,
                  f', {len(side.skipped)} skipped' if side.skipped else '')
-  return FadResult(fad=fad_stats.distance(ev, back), background=sides['background'], eval=sides['eval'])
+  return FadResult(fad=fad_stats.distance(ev, back), background=sides['background'],
+                   eval=sides['eval'])

@@ -97,8 +97,9 @@ def measure(paths: List[str], checkpoint_path=None, batch_size: int = 32,
   else:
     ours = Embedder(model, batch_size=batch_size)
   inputs = fad_lib.list_inputs(paths)
-  windows = sum(fad_input.num_windows(len(fad_input.read_reference_wav(p))) for p in paths)
-  per_file = max(fad_input.num_windows(len(fad_input.read_reference_wav(p))) for p in paths)
+  lengths = [len(fad_input.read_reference_wav(p)) for p in paths]
+  windows = sum(fad_input.num_windows(n) for n in lengths)
+  per_file = max(fad_input.num_windows(n) for n in lengths)
   # One call per file: the reference's batch is the file's windows.
   whole_file = Embedder(ours.model, batch_size=max(per_file, 1))
   ours(np.zeros((batch_size,) + ours.example_shape, np.float32))  # Trace outside the timing.
@@ -133,7 +134,7 @@ def measure(paths: List[str], checkpoint_path=None, batch_size: int = 32,
   reference, ours_stats = results['reference'], results['embed_set']
   return Measurement(
       files=len(paths), windows=windows,
-      audio_seconds=sum(len(fad_input.read_reference_wav(p)) for p in paths) / RATE,
+      audio_seconds=sum(lengths) / RATE,
       seconds=best,
       max_mu_difference=float(np.max(np.abs(reference.mu - ours_stats.mu))),
       max_sigma_difference=float(np.max(np.abs(reference.sigma - ours_stats.sigma))),

@@ -34,6 +34,7 @@ MAX_IMAGINARY = 1e-3  # Largest |imaginary part| of sqrtm's diagonal that is dro
 
 STATS_FORMAT = 'vggish-tf2 FAD statistics v1'
 
+
 class FadError(ValueError):
   """The distance cannot be computed (too few embeddings, a complex square root, ...)."""
 
