@@ -179,3 +179,20 @@ def test_test_set_cli(tmp_path):
   result = subprocess.run([sys.executable, '-m', 'tools.fad_test_set'], cwd=root,
                           capture_output=True, text=True, timeout=120)
   assert result.returncode == 2 and result.stderr.startswith('error: give one DIR')
+
+
+def test_windows_match_the_golden_examples_where_they_overlap():
+  """Against upstream's own outputs (tests/golden): FAD window k is log-mel frames 50k..50k+95.
+
+  Upstream's examples are frames 96j..96j+95 of the same log-mel, so window 0 is golden
+  example 0, and windows 1 and 2 share frames 50..95 and 100..191 with golden examples 0 and 1.
+  Tolerance: the golden frontend tolerance of tests/golden/README.md (1e-6).
+  """
+  from conftest import golden_audio_path, load_golden  # pylint: disable=import-outside-toplevel
+  golden = load_golden('sine_1khz_16k_3s')['examples']
+  waveform = np.load(golden_audio_path('sine_1khz_16k_3s'))  # float64 at 16 kHz.
+  windows = fad_input.reference_examples(waveform)  # Unnormalized: upstream's scale.
+  assert windows.shape == (5, 96, 64)  # Windows at 0, 0.5, ..., 2 s of a 3 s clip.
+  np.testing.assert_allclose(windows[0], golden[0], rtol=0, atol=1e-6)
+  np.testing.assert_allclose(windows[1, :46], golden[0, 50:], rtol=0, atol=1e-6)
+  np.testing.assert_allclose(windows[2, :92], golden[1, 4:], rtol=0, atol=1e-6)
