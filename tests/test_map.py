@@ -393,10 +393,14 @@ def _body_attributes(dom):
           for name, value in re.findall(r'([\w-]+)="([^"]*)"', match.group(1))}
 
 
-# Run after the page's own script: hovers point 0, clicks it, and writes what
-# happened on <body> (the tooltip's text, the clip playing, its audio's length).
+# Runs right after the page's own script, while the document is still loading:
+# hovers point 0, clicks it, and writes what happened on <body> (the tooltip's
+# text, the clip playing, its audio's length). Clicking before the load event,
+# not in its handler, matters: a media element fetching its source delays the
+# document's load event, and so Chromium's --dump-dom, until the metadata is in;
+# a click after load raced the dump (the audio's length was sometimes missing).
 _INTERACTION = '''<script>
-window.addEventListener('load', function () {
+(function () {
   var body = document.body, canvas = document.getElementById('map');
   var audio = document.getElementById('audio');
   audio.addEventListener('loadedmetadata', function () {
@@ -413,7 +417,7 @@ window.addEventListener('load', function () {
   canvas.dispatchEvent(new PointerEvent('pointerdown', at));
   canvas.dispatchEvent(new PointerEvent('pointerup', at));
   body.setAttribute('data-test-now-playing', document.getElementById('now-playing').textContent);
-});
+})();
 </script>
 '''
 
