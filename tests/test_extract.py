@@ -418,6 +418,23 @@ def test_a_second_run_on_the_same_directory_is_refused(embedder, tmp_path):
   assert _extract([clip], out, embedder).all_ok
 
 
+def test_an_examples_embedding_does_not_depend_on_its_batch(embedder):
+  # The kernels' arithmetic depends on the batch's shape (on CPU a batch of 1 and one of 4
+  # differ by ~1e-5), so the Embedder pads every call to batch_size: the bytes written are
+  # the same however files were grouped (tools.extract, Beam workers and bundles, resume).
+  rng = np.random.default_rng(61)
+  examples = rng.standard_normal((BATCH_SIZE,) + embedder.example_shape).astype(np.float32)
+  full = embedder(examples)
+  for k in range(1, BATCH_SIZE):
+    np.testing.assert_array_equal(embedder(examples[:k]), full[:k])
+  others = rng.standard_normal(examples.shape).astype(np.float32)
+  for position in range(BATCH_SIZE):
+    mixed = others.copy()
+    mixed[position] = examples[0]
+    np.testing.assert_array_equal(embedder(mixed)[position], full[0])
+  assert embedder(examples[:0]).shape == (0, embedder.embedding_size)
+
+
 def test_model_is_traced_once_for_every_batch(embedder):
   # Runs after the tests above: every call had the same padded shape.
   assert embedder.tracing_count == 1
